@@ -1,0 +1,39 @@
+"""EfficientNet V1, V2 and Lite for Keras 3, drop-in compatible with keras.applications.
+
+    from efficientnet_keras import EfficientNetV2S
+    model = EfficientNetV2S(weights=None)
+"""
+
+from efficientnet_keras import block_args
+from efficientnet_keras.builder import Family, build_efficientnet, round_filters, round_repeats
+from efficientnet_keras.features import feature_extractor, feature_layer_names
+from efficientnet_keras.flops import count_flops
+from efficientnet_keras.imagenet import class_names, decode_predictions, preprocess_input
+from efficientnet_keras.layers import StochasticDepth, get_regularization, set_regularization
+from efficientnet_keras.models import CONSTRUCTORS, VARIANTS, Variant, create_model, get_variant
+
+__version__ = "0.1.0"
+
+globals().update(CONSTRUCTORS)  # EfficientNetB0 ... EfficientNetLite4, one per row of models.VARIANTS
+
+__all__ = [
+    *CONSTRUCTORS,
+    "block_args",
+    "build_efficientnet",
+    "Family",
+    "round_filters",
+    "round_repeats",
+    "create_model",
+    "get_variant",
+    "Variant",
+    "VARIANTS",
+    "feature_extractor",
+    "feature_layer_names",
+    "count_flops",
+    "preprocess_input",
+    "decode_predictions",
+    "class_names",
+    "StochasticDepth",
+    "set_regularization",
+    "get_regularization",
+]

@@ -1,0 +1,121 @@
+"""Layers the EfficientNet builder needs beyond ``keras.layers``: stochastic depth, and rate control.
+
+Rates are plain Python floats (like ``keras.layers.Dropout``), so they add no variables and weight files stay
+identical to keras.applications'. ``set_regularization`` changes them on a built model and re-traces the
+model's compiled functions, so the new rates take effect in the next step of a running ``fit`` too.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+__all__ = ["StochasticDepth", "set_regularization", "get_regularization", "TOP_DROPOUT_NAME"]
+
+TOP_DROPOUT_NAME = "top_dropout"
+
+
+@keras.saving.register_keras_serializable(package="efficientnet_keras")
+class StochasticDepth(keras.layers.Layer):
+    """Drops a residual branch for whole samples in training (Huang et al., 2016; "drop connect").
+
+    The survivors are scaled by ``1 / (1 - rate)`` as in keras.applications and the official code, so inference
+    is the identity. ``depth_fraction`` is the block's position in the network (b / num_blocks): the rate is
+    ``max_rate * depth_fraction``, rising linearly with depth as in the EfficientNet papers.
+    """
+
+    def __init__(self, rate: float = 0.0, depth_fraction: float = 0.0, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"StochasticDepth '{self.name}': rate must be in [0, 1), got {rate}.")
+        self.rate = float(rate)
+        self.depth_fraction = float(depth_fraction)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+        self.built = True
+
+    def call(self, inputs, training=False):
+        if not training or self.rate <= 0:
+            return inputs
+        batch = ops.shape(inputs)[0]
+        noise_shape = (batch,) + (1,) * (len(inputs.shape) - 1)
+        return keras.random.dropout(inputs, self.rate, noise_shape=noise_shape, seed=self.seed_generator)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(rate=self.rate, depth_fraction=self.depth_fraction, seed=self.seed)
+        return config
+
+
+def _check_rate(what: str, rate: float) -> float:
+    rate = float(rate)
+    if not 0 <= rate < 1:
+        raise ValueError(f"{what} must be in [0, 1), got {rate}.")
+    return rate
+
+
+def set_regularization(
+    model: keras.Model,
+    dropout: float | None = None,
+    stochastic_depth: float | None = None,
+) -> None:
+    """Change the top dropout rate and/or the maximum stochastic-depth rate of a built model, in place.
+
+    ``stochastic_depth`` is the rate of the last block (the "drop connect rate"); earlier blocks get
+    ``rate * b / num_blocks``. Compiled train/test/predict functions are re-traced so the change is effective
+    in the very next step, including from a callback inside ``fit``.
+    """
+    changed = False
+    if dropout is not None:
+        dropout = _check_rate("dropout", dropout)
+        layer = _find_top_dropout(model)
+        if layer is None:
+            raise ValueError(
+                f"Model '{model.name}' has no '{TOP_DROPOUT_NAME}' layer (built with include_top=False or "
+                "dropout_rate=0?); rebuild it with a top and a dropout rate > 0 to change dropout."
+            )
+        changed |= layer.rate != dropout
+        layer.rate = dropout
+    if stochastic_depth is not None:
+        stochastic_depth = _check_rate("stochastic_depth", stochastic_depth)
+        layers = [layer for layer in model._flatten_layers() if isinstance(layer, StochasticDepth)]
+        if not layers:
+            raise ValueError(f"Model '{model.name}' has no StochasticDepth layers to change.")
+        for layer in layers:
+            rate = stochastic_depth * layer.depth_fraction
+            changed |= layer.rate != rate
+            layer.rate = rate
+    if changed:
+        _retrace(model)
+
+
+def get_regularization(model: keras.Model) -> dict[str, float]:
+    """The model's current top dropout and stochastic-depth rate of the last block (the maximum)."""
+    top = _find_top_dropout(model)
+    depth = [layer for layer in model._flatten_layers() if isinstance(layer, StochasticDepth)]
+    max_rate = 0.0
+    for layer in depth:
+        if layer.depth_fraction > 0:
+            max_rate = max(max_rate, layer.rate / layer.depth_fraction)
+    return {"dropout": top.rate if top is not None else 0.0, "stochastic_depth": max_rate}
+
+
+def _find_top_dropout(model: keras.Model):
+    for layer in model._flatten_layers():
+        if layer.name == TOP_DROPOUT_NAME and isinstance(layer, keras.layers.Dropout):
+            return layer
+    return None
+
+
+def _retrace(model: keras.Model) -> None:
+    """Drop traced functions that baked in the old rates; fit() reads ``model.train_function`` every step."""
+    if getattr(model, "train_function", None) is not None:
+        model.make_train_function(force=True)
+    if hasattr(model, "test_function"):
+        model.test_function = None
+    if hasattr(model, "predict_function"):
+        model.predict_function = None

@@ -1,0 +1,231 @@
+"""The EfficientNet zoo: every variant is one row of data, and one function turns a row into a model.
+
+Block strings are those of the official code: V1 and Lite from ``tpu/models/official/efficientnet``
+(``efficientnet_builder.py``, ``lite/efficientnet_lite_builder.py``), V2 from ``automl/efficientnetv2``
+(``effnetv2_configs.py``). Coefficients: V1 paper Table / builder ``efficientnet_params``; V2 ``effnetv2_configs``
+(``efficientnetv2_params``: width, depth, train size, eval size, dropout); Lite ``efficientnet_lite_params``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import keras
+
+from efficientnet_keras import builder
+from efficientnet_keras.builder import Family, LITE, V1, V2, V2_B
+
+__all__ = ["Variant", "VARIANTS", "get_variant", "create_model"]
+
+V1_BLOCKS = (
+    "r1_k3_s11_e1_i32_o16_se0.25",
+    "r2_k3_s22_e6_i16_o24_se0.25",
+    "r2_k5_s22_e6_i24_o40_se0.25",
+    "r3_k3_s22_e6_i40_o80_se0.25",
+    "r3_k5_s11_e6_i80_o112_se0.25",
+    "r4_k5_s22_e6_i112_o192_se0.25",
+    "r1_k3_s11_e6_i192_o320_se0.25",
+)
+# EfficientNet-Lite: V1 without squeeze-excite (poorly supported by mobile accelerators).
+LITE_BLOCKS = tuple(s.replace("_se0.25", "") for s in V1_BLOCKS)
+V2_BASE_BLOCKS = (
+    "r1_k3_s1_e1_i32_o16_c1",
+    "r2_k3_s2_e4_i16_o32_c1",
+    "r2_k3_s2_e4_i32_o48_c1",
+    "r3_k3_s2_e4_i48_o96_se0.25",
+    "r5_k3_s1_e6_i96_o112_se0.25",
+    "r8_k3_s2_e6_i112_o192_se0.25",
+)
+V2_S_BLOCKS = (
+    "r2_k3_s1_e1_i24_o24_c1",
+    "r4_k3_s2_e4_i24_o48_c1",
+    "r4_k3_s2_e4_i48_o64_c1",
+    "r6_k3_s2_e4_i64_o128_se0.25",
+    "r9_k3_s1_e6_i128_o160_se0.25",
+    "r15_k3_s2_e6_i160_o256_se0.25",
+)
+V2_M_BLOCKS = (
+    "r3_k3_s1_e1_i24_o24_c1",
+    "r5_k3_s2_e4_i24_o48_c1",
+    "r5_k3_s2_e4_i48_o80_c1",
+    "r7_k3_s2_e4_i80_o160_se0.25",
+    "r14_k3_s1_e6_i160_o176_se0.25",
+    "r18_k3_s2_e6_i176_o304_se0.25",
+    "r5_k3_s1_e6_i304_o512_se0.25",
+)
+V2_L_BLOCKS = (
+    "r4_k3_s1_e1_i32_o32_c1",
+    "r7_k3_s2_e4_i32_o64_c1",
+    "r7_k3_s2_e4_i64_o96_c1",
+    "r10_k3_s2_e4_i96_o192_se0.25",
+    "r19_k3_s1_e6_i192_o224_se0.25",
+    "r25_k3_s2_e6_i224_o384_se0.25",
+    "r7_k3_s1_e6_i384_o640_se0.25",
+)
+V2_XL_BLOCKS = (
+    "r4_k3_s1_e1_i32_o32_c1",
+    "r8_k3_s2_e4_i32_o64_c1",
+    "r8_k3_s2_e4_i64_o96_c1",
+    "r16_k3_s2_e4_i96_o192_se0.25",
+    "r24_k3_s1_e6_i192_o256_se0.25",
+    "r32_k3_s2_e6_i256_o512_se0.25",
+    "r8_k3_s1_e6_i512_o640_se0.25",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One named network: its family's conventions, stages, and scaling coefficients."""
+
+    function: str  # public constructor name, e.g. "EfficientNetV2S"
+    name: str  # Keras model name, as keras.applications spells it
+    family: Family
+    blocks: tuple[str, ...]
+    width: float
+    depth: float
+    resolution: int  # default (evaluation) input size
+    dropout: float
+    train_resolution: int | None = None  # V2: the paper's final training size (progressive learning's max)
+    drop_connect: float = 0.2
+
+
+#        function               keras model name        family blocks            width depth res  dropout train
+_ROWS = [
+    Variant("EfficientNetB0", "efficientnetb0", V1, V1_BLOCKS, 1.0, 1.0, 224, 0.2),
+    Variant("EfficientNetB1", "efficientnetb1", V1, V1_BLOCKS, 1.0, 1.1, 240, 0.2),
+    Variant("EfficientNetB2", "efficientnetb2", V1, V1_BLOCKS, 1.1, 1.2, 260, 0.3),
+    Variant("EfficientNetB3", "efficientnetb3", V1, V1_BLOCKS, 1.2, 1.4, 300, 0.3),
+    Variant("EfficientNetB4", "efficientnetb4", V1, V1_BLOCKS, 1.4, 1.8, 380, 0.4),
+    Variant("EfficientNetB5", "efficientnetb5", V1, V1_BLOCKS, 1.6, 2.2, 456, 0.4),
+    Variant("EfficientNetB6", "efficientnetb6", V1, V1_BLOCKS, 1.8, 2.6, 528, 0.5),
+    Variant("EfficientNetB7", "efficientnetb7", V1, V1_BLOCKS, 2.0, 3.1, 600, 0.5),
+    Variant("EfficientNetV2B0", "efficientnetv2-b0", V2_B, V2_BASE_BLOCKS, 1.0, 1.0, 224, 0.2, 192),
+    Variant("EfficientNetV2B1", "efficientnetv2-b1", V2_B, V2_BASE_BLOCKS, 1.0, 1.1, 240, 0.2, 192),
+    Variant("EfficientNetV2B2", "efficientnetv2-b2", V2_B, V2_BASE_BLOCKS, 1.1, 1.2, 260, 0.3, 208),
+    Variant("EfficientNetV2B3", "efficientnetv2-b3", V2_B, V2_BASE_BLOCKS, 1.2, 1.4, 300, 0.3, 240),
+    Variant("EfficientNetV2S", "efficientnetv2-s", V2, V2_S_BLOCKS, 1.0, 1.0, 384, 0.2, 300),
+    Variant("EfficientNetV2M", "efficientnetv2-m", V2, V2_M_BLOCKS, 1.0, 1.0, 480, 0.3, 384),
+    Variant("EfficientNetV2L", "efficientnetv2-l", V2, V2_L_BLOCKS, 1.0, 1.0, 480, 0.4, 384),
+    Variant("EfficientNetV2XL", "efficientnetv2-xl", V2, V2_XL_BLOCKS, 1.0, 1.0, 512, 0.4, 384),
+    Variant("EfficientNetLite0", "efficientnet-lite0", LITE, LITE_BLOCKS, 1.0, 1.0, 224, 0.2),
+    Variant("EfficientNetLite1", "efficientnet-lite1", LITE, LITE_BLOCKS, 1.0, 1.1, 240, 0.2),
+    Variant("EfficientNetLite2", "efficientnet-lite2", LITE, LITE_BLOCKS, 1.1, 1.2, 260, 0.3),
+    Variant("EfficientNetLite3", "efficientnet-lite3", LITE, LITE_BLOCKS, 1.2, 1.4, 280, 0.3),
+    Variant("EfficientNetLite4", "efficientnet-lite4", LITE, LITE_BLOCKS, 1.4, 1.8, 300, 0.3),
+]
+VARIANTS: dict[str, Variant] = {v.function: v for v in _ROWS}
+_BY_NAME = {v.name: v for v in _ROWS}
+
+
+def get_variant(name: str) -> Variant:
+    """A variant by constructor name (``EfficientNetV2S``) or Keras model name (``efficientnetv2-s``)."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    if name in _BY_NAME:
+        return _BY_NAME[name]
+    raise ValueError(f"Unknown EfficientNet variant {name!r}; expected one of: {', '.join(VARIANTS)}.")
+
+
+def create_model(
+    variant: str | Variant,
+    include_top: bool = True,
+    weights: str | None = "imagenet",
+    input_tensor=None,
+    input_shape: Sequence[int | None] | None = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: str | Callable | None = "softmax",
+    include_preprocessing: bool = True,
+    name: str | None = None,
+    dropout_rate: float | None = None,
+    drop_connect_rate: float | None = None,
+) -> keras.Model:
+    """Build a named variant and load its weights (``None``, ``"imagenet"`` or a file path)."""
+    from efficientnet_keras.weights import load as weights_lib  # weights live beside the models
+
+    v = variant if isinstance(variant, Variant) else get_variant(variant)
+    pretrained = weights_lib.check_weights_argument(v, weights, include_top, classes, classifier_activation)
+    model = builder.build_efficientnet(
+        v.blocks,
+        v.width,
+        v.depth,
+        v.resolution,
+        dropout_rate=v.dropout if dropout_rate is None else dropout_rate,
+        drop_connect_rate=v.drop_connect if drop_connect_rate is None else drop_connect_rate,
+        family=v.family,
+        name=name or v.name,
+        include_top=include_top,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing,
+        pretrained=pretrained,
+        imagenet_v1_rescaling=weights == "imagenet" and v.family.preprocessing == "imagenet_adapt",
+    )
+    if weights is not None:
+        weights_lib.load_weights(model, v, weights, include_top)
+    return model
+
+
+_DOC = """Instantiates the {function} architecture ({name}: width {width}, depth {depth}, {resolution} px).
+
+Same arguments, layer names and numerics as ``keras.applications`` where it has this variant. Inputs are
+RGB floats in [0, 255]; preprocessing is part of the model (``include_preprocessing=False`` removes it).
+
+Args:
+    include_top: whether to include the classifier (``avg_pool``, ``top_dropout``, ``predictions``).
+    weights: ``None`` (random), ``"imagenet"``, or a path to a ``.weights.h5`` / ``.keras`` / Keras ``.h5`` file.
+    input_tensor: optional Keras tensor to use as the model's input.
+    input_shape: optional (height, width, channels); at least 32x32. Default ({resolution}, {resolution}, 3).
+    pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top=False``.
+    classes: number of classes of the classifier (1000 with ImageNet weights and a top).
+    classifier_activation: activation of ``predictions``; ``None`` returns logits.
+    include_preprocessing: whether the model rescales/normalizes its [0, 255] input itself.
+    name: model name (default ``"{name}"``).
+    dropout_rate: top dropout (default {dropout}); changeable later with ``set_regularization``.
+    drop_connect_rate: stochastic-depth rate of the last block (default 0.2).
+
+Returns:
+    A ``keras.Model``.
+"""
+
+
+def _make_constructor(v: Variant) -> Callable[..., keras.Model]:
+    def constructor(
+        include_top: bool = True,
+        weights: str | None = "imagenet",
+        input_tensor=None,
+        input_shape: Sequence[int | None] | None = None,
+        pooling: str | None = None,
+        classes: int = 1000,
+        classifier_activation: str | Callable | None = "softmax",
+        include_preprocessing: bool = True,
+        name: str | None = None,
+        dropout_rate: float | None = None,
+        drop_connect_rate: float | None = None,
+    ) -> keras.Model:
+        return create_model(
+            v,
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            input_shape=input_shape,
+            pooling=pooling,
+            classes=classes,
+            classifier_activation=classifier_activation,
+            include_preprocessing=include_preprocessing,
+            name=name,
+            dropout_rate=dropout_rate,
+            drop_connect_rate=drop_connect_rate,
+        )
+
+    constructor.__name__ = constructor.__qualname__ = v.function
+    constructor.__module__ = "efficientnet_keras"
+    constructor.__doc__ = _DOC.format(**dataclasses.asdict(v))
+    return constructor
+
+
+CONSTRUCTORS: dict[str, Callable[..., keras.Model]] = {v.function: _make_constructor(v) for v in _ROWS}
