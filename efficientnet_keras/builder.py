@@ -18,7 +18,7 @@ from keras import layers
 
 from efficientnet_keras import block_args as block_args_lib
 from efficientnet_keras.block_args import BlockArgs
-from efficientnet_keras.layers import StochasticDepth, TOP_DROPOUT_NAME
+from efficientnet_keras.layers import AdjustableDropout, StochasticDepth, TOP_DROPOUT_NAME
 
 __all__ = ["Family", "V1", "V2", "LITE", "build_efficientnet", "round_filters", "round_repeats", "MIN_INPUT_SIZE"]
 
@@ -395,8 +395,9 @@ def build_efficientnet(
 
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout_rate > 0:
-            x = layers.Dropout(dropout_rate, name=TOP_DROPOUT_NAME)(x)
+        # Kept even at rate 0 (keras.applications drops it then) so the rate can be raised later, e.g. by
+        # progressive learning; it has no weights, so weight files are unaffected.
+        x = AdjustableDropout(dropout_rate, name=TOP_DROPOUT_NAME)(x)
         x = layers.Dense(
             classes,
             activation=classifier_activation,

@@ -10,13 +10,47 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["StochasticDepth", "set_regularization", "get_regularization", "TOP_DROPOUT_NAME"]
+__all__ = ["AdjustableDropout", "StochasticDepth", "set_regularization", "get_regularization", "TOP_DROPOUT_NAME"]
 
 TOP_DROPOUT_NAME = "top_dropout"
 
 
 @keras.saving.register_keras_serializable(package="efficientnet_keras")
-class StochasticDepth(keras.layers.Layer):
+class AdjustableDropout(keras.layers.Layer):
+    """Dropout whose rate may start at 0 and be changed after the model is built.
+
+    ``keras.layers.Dropout`` creates its random state only when built with a rate > 0, so a rate-0 layer could
+    never be turned on; this one always has it. Same math: ``keras.random.dropout``.
+    """
+
+    def __init__(self, rate: float = 0.0, noise_shape=None, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = _check_rate(f"{type(self).__name__} '{self.name}': rate", rate)
+        self.noise_shape = noise_shape
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+        self.built = True
+
+    def _noise_shape(self, inputs):
+        return self.noise_shape
+
+    def call(self, inputs, training=False):
+        if not training or self.rate <= 0:
+            return inputs
+        return keras.random.dropout(inputs, self.rate, noise_shape=self._noise_shape(inputs), seed=self.seed_generator)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(rate=self.rate, noise_shape=self.noise_shape, seed=self.seed)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="efficientnet_keras")
+class StochasticDepth(AdjustableDropout):
     """Drops a residual branch for whole samples in training (Huang et al., 2016; "drop connect").
 
     The survivors are scaled by ``1 / (1 - rate)`` as in keras.applications and the official code, so inference
@@ -25,29 +59,17 @@ class StochasticDepth(keras.layers.Layer):
     """
 
     def __init__(self, rate: float = 0.0, depth_fraction: float = 0.0, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        if not 0 <= rate < 1:
-            raise ValueError(f"StochasticDepth '{self.name}': rate must be in [0, 1), got {rate}.")
-        self.rate = float(rate)
+        kwargs.pop("noise_shape", None)
+        super().__init__(rate, seed=seed, **kwargs)
         self.depth_fraction = float(depth_fraction)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.supports_masking = True
-        self.built = True
 
-    def call(self, inputs, training=False):
-        if not training or self.rate <= 0:
-            return inputs
-        batch = ops.shape(inputs)[0]
-        noise_shape = (batch,) + (1,) * (len(inputs.shape) - 1)
-        return keras.random.dropout(inputs, self.rate, noise_shape=noise_shape, seed=self.seed_generator)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+    def _noise_shape(self, inputs):
+        return (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
 
     def get_config(self):
         config = super().get_config()
-        config.update(rate=self.rate, depth_fraction=self.depth_fraction, seed=self.seed)
+        config.pop("noise_shape")
+        config.update(depth_fraction=self.depth_fraction)
         return config
 
 
@@ -75,8 +97,8 @@ def set_regularization(
         layer = _find_top_dropout(model)
         if layer is None:
             raise ValueError(
-                f"Model '{model.name}' has no '{TOP_DROPOUT_NAME}' layer (built with include_top=False or "
-                "dropout_rate=0?); rebuild it with a top and a dropout rate > 0 to change dropout."
+                f"Model '{model.name}' has no '{TOP_DROPOUT_NAME}' layer (built with include_top=False?); "
+                "top dropout exists only in front of the classifier."
             )
         changed |= layer.rate != dropout
         layer.rate = dropout
@@ -106,7 +128,7 @@ def get_regularization(model: keras.Model) -> dict[str, float]:
 
 def _find_top_dropout(model: keras.Model):
     for layer in model._flatten_layers():
-        if layer.name == TOP_DROPOUT_NAME and isinstance(layer, keras.layers.Dropout):
+        if layer.name == TOP_DROPOUT_NAME and isinstance(layer, (AdjustableDropout, keras.layers.Dropout)):
             return layer
     return None
 

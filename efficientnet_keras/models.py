@@ -146,6 +146,8 @@ def create_model(
 
     v = variant if isinstance(variant, Variant) else get_variant(variant)
     pretrained = weights_lib.check_weights_argument(v, weights, include_top, classes, classifier_activation)
+    # Resolve (and if need be download) ImageNet weights before building, so a missing file fails fast.
+    resolved = weights_lib.resolve_imagenet(v.name, include_top) if weights == "imagenet" else None
     model = builder.build_efficientnet(
         v.blocks,
         v.width,
@@ -165,8 +167,10 @@ def create_model(
         pretrained=pretrained,
         imagenet_v1_rescaling=weights == "imagenet" and v.family.preprocessing == "imagenet_adapt",
     )
-    if weights is not None:
-        weights_lib.load_weights(model, v, weights, include_top)
+    if resolved is not None:
+        weights_lib.load_resolved(model, *resolved)
+    elif weights is not None:
+        weights_lib.load_file(model, weights)
     return model
 
 

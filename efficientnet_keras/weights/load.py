@@ -20,7 +20,7 @@ import keras
 from efficientnet_keras.weights.convert import load_torch_state_dict, lukemelas_to_keras
 from efficientnet_keras.weights.registry import REGISTRY, WeightsSource, sources_for
 
-__all__ = ["check_weights_argument", "load_weights", "resolve_imagenet", "check_weights_file", "cache_dir"]
+__all__ = ["check_weights_argument", "load_resolved", "load_file", "resolve_imagenet", "check_weights_file", "cache_dir"]
 
 
 def cache_dir() -> str:
@@ -126,15 +126,17 @@ def resolve_imagenet(variant_name: str, include_top: bool) -> tuple[str, Weights
     )
 
 
-def load_weights(model: keras.Model, variant, weights: str, include_top: bool) -> None:
-    """Load ``"imagenet"`` or a file into ``model``; a mismatching file raises before anything is assigned."""
-    if weights == "imagenet":
-        path, source = resolve_imagenet(variant.name, include_top)
-        if source.kind == "torch_lukemelas":
-            lukemelas_to_keras(model, load_torch_state_dict(path), source=path)
-            return
+def load_resolved(model: keras.Model, path: str, source: WeightsSource) -> None:
+    """Load a file found by ``resolve_imagenet``, converting it if it comes from another framework."""
+    if source.kind == "torch_lukemelas":
+        lukemelas_to_keras(model, load_torch_state_dict(path), source=path)
     else:
-        path = os.fspath(weights)
+        load_file(model, path)
+
+
+def load_file(model: keras.Model, path: str | os.PathLike) -> None:
+    """Load a Keras weights file; a file that does not fit raises, naming the first layer, before any assignment."""
+    path = os.fspath(path)
     check_weights_file(model, path)
     model.load_weights(path)
 

@@ -1,0 +1,91 @@
+"""Classify images with a pretrained EfficientNet and print the top-k ImageNet classes.
+
+    python -m efficientnet_keras.predict                        # the sample photos, EfficientNet-Lite0
+    python -m efficientnet_keras.predict --model=EfficientNetLite2 --images=a.jpg,b.png --top=3
+
+With no ``--images`` it classifies two photos that ship with scikit-image (``chelsea``: a cat, ``coffee``:
+an espresso), so it runs offline out of the box.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "EfficientNetLite0", "Variant to use, e.g. EfficientNetLite0 or EfficientNetV2S.")
+flags.DEFINE_list("images", [], "Image files (JPEG/PNG/BMP/GIF). Default: scikit-image's chelsea and coffee.")
+flags.DEFINE_string("weights", "imagenet", '"imagenet" or a weights file path.')
+flags.DEFINE_integer("top", 5, "How many classes to print per image.", lower_bound=1, upper_bound=1000)
+flags.DEFINE_float("crop_fraction", 0.875, "Central crop kept before resizing (the papers' 224/256).")
+
+# Crop fraction of the official evaluation: resize to size/0.875, center crop to size.
+DEFAULT_CROP_FRACTION = 0.875
+
+
+def sample_images() -> dict[str, np.ndarray]:
+    """Two real photos shipped with scikit-image (no download)."""
+    try:
+        from skimage import data
+    except ImportError as e:
+        raise SystemExit("The sample photos need scikit-image: pip install scikit-image, or pass --images.") from e
+    return {"chelsea (cat)": data.chelsea(), "coffee (espresso)": data.coffee()}
+
+
+def load_image(path: str) -> np.ndarray:
+    import tensorflow as tf
+
+    if not os.path.isfile(path):
+        raise SystemExit(f"Image file not found: {path}")
+    try:
+        return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).numpy()
+    except tf.errors.InvalidArgumentError as e:
+        raise SystemExit(f"{path} is not a JPEG/PNG/BMP/GIF image: {e.message}") from None
+
+
+def center_crop_resize(image: np.ndarray, size: int, crop_fraction: float = DEFAULT_CROP_FRACTION) -> np.ndarray:
+    """Central crop of ``crop_fraction`` of the shorter side, resized (bicubic) to ``size`` x ``size``, float32."""
+    import tensorflow as tf
+
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}.")
+    h, w = image.shape[:2]
+    side = int(round(min(h, w) * crop_fraction))
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = image[top : top + side, left : left + side]
+    return tf.image.resize(crop, (size, size), method="bicubic").numpy().clip(0, 255).astype("float32")
+
+
+def classify(model, images: dict[str, np.ndarray], top: int, crop_fraction: float = DEFAULT_CROP_FRACTION):
+    """``{name: [(wordnet id, class, probability), ...]}`` for each image."""
+    from efficientnet_keras import decode_predictions
+
+    size = model.input_shape[1]
+    batch = np.stack([center_crop_resize(img, size, crop_fraction) for img in images.values()])
+    probs = model.predict(batch, verbose=0)
+    return dict(zip(images, decode_predictions(probs, top=top)))
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from efficientnet_keras import create_model
+
+    images = {p: load_image(p) for p in FLAGS.images} if FLAGS.images else sample_images()
+    model = create_model(FLAGS.model, weights=FLAGS.weights)
+    for name, predictions in classify(model, images, FLAGS.top, FLAGS.crop_fraction).items():
+        print(f"{name}:")
+        for rank, (wnid, label, prob) in enumerate(predictions, 1):
+            print(f"  {rank}. {label:<24} {prob:7.2%}  ({wnid})")
+
+
+def run() -> None:
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install the package with the given extras. Idempotent; no network beyond PyPI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-torch,examples}"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
+.venv/bin/python -m pip install --quiet -e ".[${extras}]"

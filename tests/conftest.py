@@ -1,0 +1,26 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _restore_data_format():
+    """Tests may switch to channels_first; every test starts and ends in channels_last."""
+    keras.config.set_image_data_format("channels_last")
+    yield
+    keras.config.set_image_data_format("channels_last")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def random_images(n: int, size: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """Random RGB-range images, the input the models take."""
+    return np.random.default_rng(seed).uniform(0, 255, (n, size, size, channels)).astype("float32")

@@ -1,0 +1,96 @@
+"""keras.applications' own application tests (keras/src/applications/applications_test.py), re-pointed here.
+
+Same checks, both data formats, every variant (V2-XL and Lite too). The pretrained-inference test uses the
+variants whose weights work offline (Lite0-2) and a real cat photo instead of keras' downloaded elephant.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+import efficientnet_keras as ek
+from efficientnet_keras.predict import center_crop_resize
+
+# (variant, channels of the last feature map), as keras' MODEL_LIST gives them.
+MODEL_LIST = [
+    ("EfficientNetB0", 1280), ("EfficientNetB1", 1280), ("EfficientNetB2", 1408), ("EfficientNetB3", 1536),
+    ("EfficientNetB4", 1792), ("EfficientNetB5", 2048), ("EfficientNetB6", 2304), ("EfficientNetB7", 2560),
+    ("EfficientNetV2B0", 1280), ("EfficientNetV2B1", 1280), ("EfficientNetV2B2", 1408), ("EfficientNetV2B3", 1536),
+    ("EfficientNetV2S", 1280), ("EfficientNetV2M", 1280), ("EfficientNetV2L", 1280), ("EfficientNetV2XL", 1280),
+    ("EfficientNetLite0", 1280), ("EfficientNetLite1", 1280), ("EfficientNetLite2", 1280), ("EfficientNetLite3", 1280),
+    ("EfficientNetLite4", 1280),
+]
+FAST = {"EfficientNetB0", "EfficientNetV2B0", "EfficientNetLite0"}
+FORMATS = ["channels_first", "channels_last"]
+
+
+def _cases():
+    return [
+        pytest.param(name, last_dim, fmt, id=f"{name}_{fmt}", marks=() if name in FAST else pytest.mark.slow)
+        for fmt in FORMATS
+        for name, last_dim in MODEL_LIST
+    ]
+
+
+def _app(name):
+    return getattr(ek, name)
+
+
+@pytest.mark.parametrize("name, last_dim, fmt", _cases())
+def test_application_notop_variable_input_channels(name, last_dim, fmt):
+    keras.config.set_image_data_format(fmt)
+    for channels in (1, 4):
+        shape = (channels, None, None) if fmt == "channels_first" else (None, None, channels)
+        expected = [None, last_dim, None, None] if fmt == "channels_first" else [None, None, None, last_dim]
+        model = _app(name)(weights=None, include_top=False, input_shape=shape)
+        assert list(model.outputs[0].shape) == expected
+
+
+@pytest.mark.parametrize("name, last_dim, fmt", _cases())
+def test_application_notop_custom_input_shape(name, last_dim, fmt):
+    keras.config.set_image_data_format(fmt)
+    shape = (3, 123, 123) if fmt == "channels_first" else (123, 123, 3)
+    model = _app(name)(weights=None, include_top=False, input_shape=shape)
+    assert list(model.outputs[0].shape)[1 if fmt == "channels_first" else -1] == last_dim
+
+
+@pytest.mark.parametrize("name, last_dim, fmt", _cases())
+def test_application_notop_custom_input_tensor(name, last_dim, fmt):
+    keras.config.set_image_data_format(fmt)
+    shape = (4, 200, 200) if fmt == "channels_first" else (200, 200, 4)
+    inputs = keras.Input(shape=shape, name="custom_input")
+    inputs = keras.layers.Conv2D(3, (2, 2), padding="valid", strides=(2, 2))(inputs)
+    model = _app(name)(weights=None, include_top=False, input_tensor=inputs)
+    assert list(model.outputs[0].shape)[1 if fmt == "channels_first" else -1] == last_dim
+
+
+@pytest.mark.parametrize("name, last_dim, fmt", _cases())
+def test_application_pooling(name, last_dim, fmt):
+    keras.config.set_image_data_format(fmt)
+    model = _app(name)(weights=None, include_top=False, pooling="max")
+    assert list(model.outputs[0].shape) == [None, last_dim]
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n, _ in MODEL_LIST]
+)
+def test_application_classifier_activation(name):
+    model = _app(name)(weights=None, include_top=True, classifier_activation="softmax")
+    assert model.layers[-1].activation.__name__ == "softmax"
+
+
+@pytest.mark.parametrize("name", ["EfficientNetLite0", "EfficientNetLite1", "EfficientNetLite2"])
+def test_application_base(name):
+    """Default arguments, a correct inference on a real photo, and a serialization round trip."""
+    skimage_data = pytest.importorskip("skimage.data")
+    pytest.importorskip("torch")
+    model = _app(name)()  # weights="imagenet" by default, as in keras.applications
+    x = center_crop_resize(skimage_data.chelsea(), model.input_shape[1])[None]
+    preds = model.predict(ek.preprocess_input(x), verbose=0)
+    names = [p[1] for p in ek.decode_predictions(preds)[0]]
+    assert {"tabby", "tiger_cat", "Egyptian_cat"} & set(names[:3])
+    config = keras.saving.serialize_keras_object(model)
+    reconstructed = keras.saving.deserialize_keras_object(config)
+    assert len(model.weights) == len(reconstructed.weights)
+    reconstructed.set_weights(model.get_weights())
+    np.testing.assert_allclose(reconstructed.predict(x, verbose=0), preds, atol=1e-6)

@@ -1,0 +1,117 @@
+"""Equivalence with keras.applications: same layer names and weight shapes, same numbers with the same weights."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import efficientnet_keras as ek
+from conftest import random_images
+
+# Variant -> keras.applications constructor (every variant keras.applications has).
+KERAS_APPS = {
+    "EfficientNetB0": keras.applications.EfficientNetB0,
+    "EfficientNetB1": keras.applications.EfficientNetB1,
+    "EfficientNetB2": keras.applications.EfficientNetB2,
+    "EfficientNetB3": keras.applications.EfficientNetB3,
+    "EfficientNetB4": keras.applications.EfficientNetB4,
+    "EfficientNetB5": keras.applications.EfficientNetB5,
+    "EfficientNetB6": keras.applications.EfficientNetB6,
+    "EfficientNetB7": keras.applications.EfficientNetB7,
+    "EfficientNetV2B0": keras.applications.EfficientNetV2B0,
+    "EfficientNetV2B1": keras.applications.EfficientNetV2B1,
+    "EfficientNetV2B2": keras.applications.EfficientNetV2B2,
+    "EfficientNetV2B3": keras.applications.EfficientNetV2B3,
+    "EfficientNetV2S": keras.applications.EfficientNetV2S,
+    "EfficientNetV2M": keras.applications.EfficientNetV2M,
+    "EfficientNetV2L": keras.applications.EfficientNetV2L,
+}
+FAST = {"EfficientNetB0", "EfficientNetV2B0"}
+# keras.applications leaves these unnamed, so Keras numbers them per session (normalization_3 ...).
+AUTO_NAMED = re.compile(r"^(input_layer|rescaling|normalization)(_\d+)?$")
+
+
+def _run(model, x):
+    """Eager inference: tracing a tf.function for each of these large graphs would cost more than the math."""
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def _params():
+    return [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in KERAS_APPS]
+
+
+def _named(model):
+    return [(l.name, [tuple(w.shape) for w in l.weights]) for l in model.layers if not AUTO_NAMED.match(l.name)]
+
+
+def _assert_same_structure(ours, ref):
+    assert _named(ours) == _named(ref)
+    assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in ref.weights]
+    assert [type(l).__name__ for l in ours.layers if l.weights] == [type(l).__name__ for l in ref.layers if l.weights]
+
+
+@pytest.mark.parametrize("variant", _params())
+def test_matches_keras_applications_with_top(variant, tmp_path):
+    # The default input size for the small variants; 128 px for the rest (the numbers do not depend on size).
+    size = ek.VARIANTS[variant].resolution if variant in FAST else 128
+    kwargs = dict(weights=None, classifier_activation=None, input_shape=(size, size, 3))
+    ref = KERAS_APPS[variant](**kwargs)
+    ours = getattr(ek, variant)(**kwargs)
+    _assert_same_structure(ours, ref)
+    assert ours.count_params() == ref.count_params()
+    rng = np.random.default_rng(1)
+    ref.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in ref.get_weights()])
+    ours.set_weights(ref.get_weights())
+    x = random_images(2, ref.input_shape[1])
+    expected = _run(ref, x)
+    np.testing.assert_allclose(_run(ours, x), expected, atol=1e-4, rtol=0)
+
+    # A .weights.h5 file saved by the keras.applications model loads unchanged through weights=<path>.
+    path = str(tmp_path / "ref.weights.h5")
+    ref.save_weights(path)
+    loaded = getattr(ek, variant)(**{**kwargs, "weights": path})
+    np.testing.assert_allclose(_run(loaded, x), expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("variant", _params())
+def test_matches_keras_applications_without_top(variant, tmp_path):
+    ref = KERAS_APPS[variant](weights=None, include_top=False, pooling="avg", input_shape=(96, 96, 3))
+    ours = getattr(ek, variant)(weights=None, include_top=False, pooling="avg", input_shape=(96, 96, 3))
+    _assert_same_structure(ours, ref)
+    rng = np.random.default_rng(2)
+    ref.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in ref.get_weights()])
+    x = random_images(2, 96, seed=3)
+    expected = _run(ref, x)
+
+    # Keras 2 / keras.applications-style .h5 (what keras.applications downloads) loads through weights=<path>.
+    from keras.src.legacy.saving import legacy_h5_format
+    import h5py
+
+    path = str(tmp_path / "ref_notop.h5")
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, ref)
+    ours = getattr(ek, variant)(weights=path, include_top=False, pooling="avg", input_shape=(96, 96, 3))
+    np.testing.assert_allclose(_run(ours, x), expected, atol=1e-4, rtol=0)
+
+
+def test_v1_imagenet_preprocessing_matches_keras_applications():
+    """V1's ImageNet files store std as 'variance'; both libraries add the same extra Rescaling for them."""
+    ours = ek.EfficientNetB0(weights=None, include_top=False, input_shape=(64, 64, 3))
+    names = [l.name for l in ours.layers[:4]]
+    assert names[:3] == ["input_layer", "rescaling", "normalization"] or names[1:3] == ["rescaling", "normalization"]
+    assert "rescaling_1" not in [l.name for l in ours.layers]
+
+
+@pytest.mark.parametrize("variant", sorted(ek.VARIANTS))
+def test_every_variant_is_one_row(variant):
+    """Constructors are generated from the table and carry its data."""
+    v = ek.VARIANTS[variant]
+    fn = getattr(ek, variant)
+    assert fn.__name__ == variant and v.name in fn.__doc__
+    assert ek.get_variant(v.name) is v
+
+
+def test_unknown_variant():
+    with pytest.raises(ValueError, match="Unknown EfficientNet variant 'EfficientNetB9'"):
+        ek.create_model("EfficientNetB9", weights=None)
