@@ -140,11 +140,8 @@ def resolve_input_shape(
                 f"Input size must be at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} (the network halves it five "
                 f"times); got input_shape={input_shape}."
             )
-    if include_top and None in spatial:
-        raise ValueError(
-            f"include_top=True needs a static input size, got input_shape={input_shape}; give the height and "
-            "width, or use include_top=False with pooling."
-        )
+    # Unlike keras.applications, include_top=True accepts (None, None, C): the head is global pooling, and
+    # progressive learning trains one model at several image sizes.
     return input_shape
 
 

@@ -76,7 +76,10 @@ def main(argv: list[str]) -> None:
     from efficientnet_keras import create_model
 
     images = {p: load_image(p) for p in FLAGS.images} if FLAGS.images else sample_images()
-    model = create_model(FLAGS.model, weights=FLAGS.weights)
+    try:
+        model = create_model(FLAGS.model, weights=FLAGS.weights)
+    except ValueError as e:  # bad model name, missing weights: the message says what to do
+        raise SystemExit(f"error: {e}") from None
     for name, predictions in classify(model, images, FLAGS.top, FLAGS.crop_fraction).items():
         print(f"{name}:")
         for rank, (wnid, label, prob) in enumerate(predictions, 1):

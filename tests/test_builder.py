@@ -94,12 +94,17 @@ def test_stages_must_chain():
         ((31, 64, 3), "at least 32x32"),
         ((64, 16, 3), "at least 32x32"),
         ((64, 64), "3 entries"),
-        ((None, None, 3), "include_top=True needs a static input size"),
     ],
 )
 def test_bad_input_shapes(shape, message):
     with pytest.raises(ValueError, match=message):
         tiny(input_shape=shape)
+
+
+def test_top_with_variable_input_size():
+    model = tiny(input_shape=(None, None, 3), classes=4)
+    for size in (32, 48):
+        assert model(random_images(1, size)).shape == (1, 4)
 
 
 def test_other_channel_counts_without_pretrained_weights():

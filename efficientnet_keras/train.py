@@ -1,0 +1,313 @@
+"""Train any EfficientNet with the EfficientNetV2 recipe and progressive learning, on Model.fit.
+
+    python -m efficientnet_keras.train                                   # embedded digits, V2-B0, progressive
+    python -m efficientnet_keras.train --model=EfficientNetV2S --dataset=imagenet2012 \
+        --data_dir=gs://bucket/tfds --batch_size=4096 --epochs=350 --strategy=tpu --model_dir=gs://bucket/run1
+    python -m efficientnet_keras.train --mode=eval --model_dir=runs/digits
+
+Recipe defaults and where they come from (EfficientNetV2 paper, section 5.1, and google/automl efficientnetv2
+``hparams.py`` / ``effnetv2_configs.py``): RMSProp with decay 0.9, momentum 0.9, epsilon 0.001; learning rate
+0.256 at batch 4096 (0.016 per 256 images) warmed up over 5 epochs, then x0.97 every 2.4 epochs; weight decay
+1e-5; EMA of weights 0.9999, evaluated with the EMA weights; label smoothing 0.1; stochastic depth with
+survival 0.8 (rate 0.2); BatchNorm momentum 0.99.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from typing import Any
+
+import keras
+from keras import ops
+
+__all__ = ["TrainConfig", "train", "evaluate", "WarmupExponentialDecay", "RMSpropEMA"]
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    model: str = "EfficientNetV2B0"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    model_dir: str = "runs/default"
+    batch_size: int = 64  # global batch, split over replicas
+    epochs: int = 8
+    progressive: bool = True
+    num_stages: int = 4
+    image_size_min: int | None = None  # default: the variant's progressive preset
+    image_size_max: int | None = None
+    eval_size: int | None = None  # default: the last stage's size (the variant's own size for V2-S/M/L)
+    crop_fraction: float = 0.875
+    strategy: str = "auto"
+    cpu_devices: int = 0  # with strategy=mirrored: split the CPU into this many logical devices
+    mixed_precision: str = "auto"
+    jit_compile: str = "auto"
+    resume: bool = False
+    overwrite: bool = False
+    eval_every: int = 1
+    seed: int = 0
+    deterministic: bool = False
+    train_examples: int | None = None  # use only the first N training examples (quick runs)
+    eval_examples: int | None = None
+    # The paper's recipe; each is a flag of the CLI.
+    learning_rate_per_256: float = 0.016
+    warmup_epochs: float | None = None  # default min(5, epochs / 10)
+    lr_decay_factor: float = 0.97
+    lr_decay_epochs: float = 2.4
+    weight_decay: float = 1e-5
+    ema_decay: float = 0.9999  # 0 disables
+    label_smoothing: float = 0.1
+    stochastic_depth: float = 0.2
+    bn_momentum: float = 0.99
+    weights: str | None = None  # initial weights: None, "imagenet" (backbone only) or a path
+    verbose: int = 1
+
+
+@keras.saving.register_keras_serializable(package="efficientnet_keras")
+class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0, then staircase exponential decay (the official EfficientNet schedule).
+
+    Keras' ExponentialDecay has no warm-up and CosineDecay's warm-up comes only with a cosine, hence this class.
+    """
+
+    def __init__(self, peak: float, warmup_steps: int, decay_steps: int, decay_rate: float):
+        self.peak = float(peak)
+        self.warmup_steps = int(warmup_steps)
+        self.decay_steps = max(1, int(decay_steps))
+        self.decay_rate = float(decay_rate)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warm = self.peak * step / max(1, self.warmup_steps)
+        decayed = self.peak * ops.power(self.decay_rate, ops.floor((step - self.warmup_steps) / self.decay_steps))
+        return ops.where(step < self.warmup_steps, warm, decayed)
+
+    def get_config(self):
+        return dict(peak=self.peak, warmup_steps=self.warmup_steps, decay_steps=self.decay_steps,
+                    decay_rate=self.decay_rate)
+
+
+@keras.saving.register_keras_serializable(package="efficientnet_keras")
+class RMSpropEMA(keras.optimizers.RMSprop):
+    """RMSprop whose weight EMA warms up like ``tf.train.ExponentialMovingAverage(decay, num_updates=step)``.
+
+    Keras' EMA uses the full decay from step 1, so with 0.9999 a short run evaluates almost the initial weights;
+    the official code uses min(decay, (1 + step) / (10 + step)). Only that momentum differs from Keras'.
+    """
+
+    def _update_model_variables_moving_average(self, trainable_variables):
+        if not self.use_ema:
+            return
+        step = ops.cast(self.iterations, "float32")
+        momentum = ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step))
+        for var, average in zip(trainable_variables, self._model_variables_moving_average):
+            if average is not None:
+                m = ops.cast(momentum, var.dtype)
+                average.assign(m * average + (1 - m) * var)
+
+
+def _check_config(c: TrainConfig) -> None:
+    from efficientnet_keras.models import get_variant
+
+    get_variant(c.model)  # unknown model: ValueError naming the choices
+    for name in ("batch_size", "epochs", "num_stages", "eval_every"):
+        if getattr(c, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(c, name)}.")
+    for name in ("image_size_min", "image_size_max", "eval_size"):
+        value = getattr(c, name)
+        if value is not None and value < 32:
+            raise ValueError(f"{name}={value} is smaller than the network allows (32 px: it halves the image 5 times).")
+    if c.image_size_min and c.image_size_max and c.image_size_min > c.image_size_max:
+        raise ValueError(f"image_size_min={c.image_size_min} is larger than image_size_max={c.image_size_max}.")
+    if c.progressive and c.epochs < c.num_stages:
+        raise ValueError(f"Progressive learning with {c.num_stages} stages needs epochs >= {c.num_stages}, "
+                         f"got {c.epochs}.")
+    if not 0 < c.crop_fraction <= 1:
+        raise ValueError(f"crop_fraction must be in (0, 1], got {c.crop_fraction}.")
+    if not 0 <= c.ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1), got {c.ema_decay}.")
+
+
+def _stages(c: TrainConfig, variant):
+    from efficientnet_keras.progressive import preset_for
+
+    max_default = variant.train_resolution or variant.resolution
+    preset = preset_for(variant.function, max_default, variant.dropout)
+    lo = c.image_size_min or min(preset.image_size[0], c.image_size_max or preset.image_size[0])
+    hi = c.image_size_max or max(preset.image_size[1], lo)
+    preset = dataclasses.replace(preset, image_size=(lo, hi), num_stages=c.num_stages if c.progressive else 1,
+                                 stochastic_depth=(c.stochastic_depth, c.stochastic_depth))
+    stages = preset.stages()
+    if not c.progressive:  # fixed-size training uses the last stage's (strongest) settings throughout
+        last = dataclasses.replace(preset, num_stages=4).stages()[-1]
+        stages = [dataclasses.replace(last, image_size=hi)]
+    return stages
+
+
+RUN_FILE = "run_config.json"
+FINAL_MODEL = "model.keras"
+
+
+def _prepare_model_dir(c: TrainConfig, num_classes: int) -> dict[str, Any]:
+    """Refuse to mix runs: another model's checkpoint, or an existing run without --resume/--overwrite."""
+    identity = {"model": c.model, "dataset": c.dataset, "num_classes": num_classes, "epochs": c.epochs,
+                "progressive": c.progressive, "num_stages": c.num_stages, "seed": c.seed}
+    path = os.path.join(c.model_dir, RUN_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+        if c.overwrite:
+            shutil.rmtree(c.model_dir)
+        else:
+            different = {k: (previous.get(k), v) for k, v in identity.items() if previous.get(k) != v}
+            if different:
+                raise ValueError(
+                    f"model_dir {c.model_dir!r} holds a run of another configuration "
+                    + ", ".join(f"{k}: {old!r} there vs {new!r} now" for k, (old, new) in different.items())
+                    + ". Use another --model_dir, or --overwrite to delete it."
+                )
+            if not c.resume:
+                raise ValueError(
+                    f"model_dir {c.model_dir!r} already holds this run. Pass --resume to continue it (or to re-run "
+                    "its final evaluation), or --overwrite to start over; nothing was changed."
+                )
+    elif os.path.isdir(c.model_dir) and os.listdir(c.model_dir) and not c.overwrite:
+        raise ValueError(f"model_dir {c.model_dir!r} is not empty and holds no run of ours; choose another folder.")
+    os.makedirs(c.model_dir, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(identity, f, indent=2)
+    return identity
+
+
+def _limit(ds, n):
+    return ds.take(n) if n else ds
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run one training job; return the history, the final evaluation and the saved model's path."""
+    import tensorflow as tf
+
+    from efficientnet_keras import data as data_lib
+    from efficientnet_keras import distribute
+    from efficientnet_keras.layers import set_regularization
+    from efficientnet_keras.models import create_model, get_variant
+    from efficientnet_keras.progressive import ProgressiveLearning
+
+    c = config
+    _check_config(c)
+    variant = get_variant(c.model)
+    kind = distribute.device_kind(c.strategy)
+    strategy = distribute.make_strategy(c.strategy, c.cpu_devices)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    if c.batch_size % replicas:
+        raise ValueError(f"batch_size={c.batch_size} is not divisible by the {replicas} replicas of the "
+                         f"{c.strategy!r} strategy; use a multiple of {replicas}.")
+    train_source, eval_source, info = data_lib.load_source(c.dataset, c.data_dir)
+    _prepare_model_dir(c, info.num_classes)
+    keras.mixed_precision.set_global_policy(distribute.resolve_mixed_precision(c.mixed_precision, kind))
+    keras.utils.set_random_seed(c.seed)
+    if c.deterministic and keras.backend.backend() == "tensorflow":
+        tf.config.experimental.enable_op_determinism()
+
+    stages = _stages(c, variant)
+    eval_size = c.eval_size or (variant.resolution if variant.function in ("EfficientNetV2S", "EfficientNetV2M",
+                                                                           "EfficientNetV2L") and not c.image_size_max
+                                else stages[-1].image_size)
+    state = data_lib.StageState()
+    augmenters = data_lib.StageAugmenters(stages, c.seed)
+    train_ds = data_lib.make_train_dataset(_limit(train_source, c.train_examples), info, stages, state, c.batch_size,
+                                           seed=c.seed, deterministic=c.deterministic, augmenters=augmenters)
+    eval_ds = data_lib.make_eval_dataset(_limit(eval_source, c.eval_examples), info, eval_size, c.batch_size,
+                                         c.crop_fraction)
+    num_train = min(info.num_train, c.train_examples or info.num_train)
+    steps_per_epoch = num_train // c.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch_size={c.batch_size} is larger than the {num_train} training examples.")
+
+    scope = strategy.scope() if strategy is not None else _null_scope()
+    with scope:
+        model = create_model(variant, weights=c.weights if c.weights not in ("imagenet",) else None,
+                             input_shape=(None, None, 3), classes=info.num_classes, classifier_activation=None,
+                             dropout_rate=stages[0].dropout, drop_connect_rate=c.stochastic_depth)
+        if c.weights == "imagenet":
+            _load_backbone(model, variant)
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = c.bn_momentum
+                layer.synchronized = replicas > 1 and keras.backend.backend() == "tensorflow"
+        set_regularization(model, dropout=stages[0].dropout, stochastic_depth=stages[0].stochastic_depth)
+        warmup = c.warmup_epochs if c.warmup_epochs is not None else min(5.0, c.epochs / 10)
+        schedule = WarmupExponentialDecay(
+            c.learning_rate_per_256 * c.batch_size / 256, int(warmup * steps_per_epoch),
+            int(c.lr_decay_epochs * steps_per_epoch), c.lr_decay_factor)
+        optimizer = RMSpropEMA(learning_rate=schedule, rho=0.9, momentum=0.9, epsilon=1e-3,
+                               weight_decay=c.weight_decay or None, use_ema=c.ema_decay > 0,
+                               ema_momentum=c.ema_decay or 0.99)
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=c.label_smoothing),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+            jit_compile=distribute.resolve_jit_compile(c.jit_compile, kind),
+        )
+
+    callbacks = [ProgressiveLearning(stages, c.epochs, state, augmenters, seed=c.seed, verbose=c.verbose)]
+    if c.ema_decay > 0:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks += [
+        keras.callbacks.BackupAndRestore(os.path.join(c.model_dir, "backup"), delete_checkpoint=False),
+        keras.callbacks.CSVLogger(os.path.join(c.model_dir, "history.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(c.model_dir, "logs")),
+    ]
+    history = model.fit(train_ds, epochs=c.epochs, validation_data=eval_ds, validation_freq=c.eval_every,
+                        callbacks=callbacks, verbose=c.verbose)
+    # fit() has copied the EMA weights into the model (optimizer.finalize_variable_values).
+    results = model.evaluate(eval_ds, return_dict=True, verbose=0)
+    model_path = os.path.join(c.model_dir, FINAL_MODEL)
+    model.save(model_path)
+    summary = {"eval": {k: float(v) for k, v in results.items()}, "eval_size": eval_size, "model_path": model_path,
+               "stages": [dataclasses.asdict(s) for s in stages], "replicas": replicas,
+               "dtype_policy": keras.mixed_precision.global_policy().name}
+    with open(os.path.join(c.model_dir, "results.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    summary["history"] = history.history
+    summary["model"] = model
+    return summary
+
+
+def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = None, batch_size: int = 64,
+             eval_size: int | None = None) -> dict[str, float]:
+    """Evaluate a finished run's saved model on its dataset's evaluation split (central crop)."""
+    from efficientnet_keras import data as data_lib
+
+    path = os.path.join(model_dir, FINAL_MODEL)
+    if not os.path.exists(path):
+        raise ValueError(f"No trained model at {path}; train first (python -m efficientnet_keras.train).")
+    with open(os.path.join(model_dir, RUN_FILE)) as f:
+        run = json.load(f)
+    with open(os.path.join(model_dir, "results.json")) as f:
+        size = eval_size or json.load(f)["eval_size"]
+    _, eval_source, info = data_lib.load_source(dataset or run["dataset"], data_dir)
+    model = keras.saving.load_model(path)
+    return model.evaluate(data_lib.make_eval_dataset(eval_source, info, size, batch_size), return_dict=True,
+                          verbose=0)
+
+
+def _load_backbone(model, variant) -> None:
+    """ImageNet weights for everything but the classifier (fine-tuning on another class count)."""
+    from efficientnet_keras.models import create_model
+
+    pretrained = create_model(variant, weights="imagenet", include_top=False, input_shape=(None, None, 3))
+    for layer in pretrained.layers:
+        if layer.weights:
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+
+
+class _null_scope:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

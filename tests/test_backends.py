@@ -1,0 +1,56 @@
+"""The models are keras.ops-only: the same weights give the same numbers under Keras' PyTorch backend."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import efficientnet_keras as ek
+from conftest import random_images
+
+pytest.importorskip("torch")
+
+VARIANTS = ["EfficientNetB0", "EfficientNetV2B0"]
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    import keras
+    import numpy as np
+    import efficientnet_keras as ek
+
+    assert keras.backend.backend() == "torch", keras.backend.backend()
+    folder = sys.argv[1]
+    x = np.load(f"{folder}/x.npy")
+    for name in sys.argv[2:]:
+        model = getattr(ek, name)(weights=f"{folder}/{name}.weights.h5", input_shape=(96, 96, 3),
+                                  classifier_activation=None)
+        np.save(f"{folder}/{name}.npy", keras.ops.convert_to_numpy(model(x, training=False)))
+        # Training mode (stochastic depth, dropout) runs on this backend too.
+        ek.set_regularization(model, dropout=0.5, stochastic_depth=0.5)
+        out = keras.ops.convert_to_numpy(model(x, training=True))
+        assert np.isfinite(out).all()
+    """
+)
+
+
+@pytest.mark.slow
+def test_torch_backend_matches_tensorflow(tmp_path):
+    x = random_images(2, 96)
+    np.save(tmp_path / "x.npy", x)
+    expected = {}
+    rng = np.random.default_rng(0)
+    for name in VARIANTS:
+        model = getattr(ek, name)(weights=None, input_shape=(96, 96, 3), classifier_activation=None)
+        model.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in model.get_weights()])
+        model.save_weights(str(tmp_path / f"{name}.weights.h5"))
+        expected[name] = model.predict(x, verbose=0)
+    env = {**os.environ, "KERAS_BACKEND": "torch", "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), *VARIANTS], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in VARIANTS:
+        np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), expected[name], atol=1e-4, rtol=0)
