@@ -19,6 +19,8 @@ setup(
         "keras-cv==0.9.*",
         "tensorflow-datasets==4.9.*",
         "absl-py>=2.1",
+        "scikit-learn>=1.3",  # the embedded "digits" dataset (real handwritten digits)
+        "tensorboard>=2.20",  # training logs (tf.summary needs it)
         "h5py>=3.10",
         "numpy>=1.26",
     ],
@@ -40,7 +42,8 @@ setup(
             "efficientnet-lite-pytorch==0.1.0",
         ],
     },
-    entry_points={"console_scripts": ["efficientnet-predict=efficientnet_keras.predict:run"]},
+    entry_points={"console_scripts": ["efficientnet-predict=efficientnet_keras.predict:run",
+                                      "efficientnet-train=efficientnet_keras.train:run"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Framework :: Keras",

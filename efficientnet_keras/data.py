@@ -1,7 +1,7 @@
 """Input pipelines: tfds datasets, image folders and embedded real datasets, with the paper's augmentation.
 
 Train: inception-style random resized crop + flip (stateless, seeded per epoch and example), RandAugment,
-Mixup/CutMix (keras_cv layers), one-hot labels. Eval: central crop with the model's crop fraction.
+Mixup/CutMix (Keras' own layers), one-hot labels. Eval: central crop with the model's crop fraction.
 
 Progressive learning changes the image size, RandAugment magnitude and mixup strength at stage boundaries.
 The pipeline reads the current stage from a ``StageState`` variable each time an epoch's iterator starts
@@ -156,17 +156,45 @@ def _image_folder(root: str):
     return train, test, info
 
 
-def load_source(name: str, data_dir: str | None = None) -> tuple[tf.data.Dataset, tf.data.Dataset, DatasetInfo]:
+Source = "tuple[np.ndarray, np.ndarray] | tf.data.Dataset"
+
+
+def load_source(name: str, data_dir: str | None = None):
     """(train, eval, info) for a dataset name: embedded, ``fashion_mnist`` (Debian files first), a tfds name,
-    or an image-folder directory. Elements are ``(uint8 image HxWxC, int64 label)``."""
+    or an image-folder directory.
+
+    In-memory datasets come as ``(uint8 images NxHxWxC, int64 labels)`` arrays (random access: exact per-epoch
+    permutations); the others as ``tf.data`` datasets of ``(image, label)``.
+    """
     if data_dir is not None and not data_dir.startswith("gs://") and not os.path.isdir(data_dir):
         raise ValueError(f"data_dir {data_dir!r} does not exist.")
-    if name in EMBEDDED or (name == "fashion_mnist" and os.path.isdir(FASHION_MNIST_DIR)):
-        train, test, info = EMBEDDED[name]() if name in EMBEDDED else _fashion_mnist_from_debian()
-        return tf.data.Dataset.from_tensor_slices(train), tf.data.Dataset.from_tensor_slices(test), info
+    if name in EMBEDDED:
+        return EMBEDDED[name]()
+    if name == "fashion_mnist" and os.path.isdir(FASHION_MNIST_DIR):
+        return _fashion_mnist_from_debian()
     if os.path.isdir(name):
         return _image_folder(name)
     return _tfds(name, data_dir)
+
+
+def limit(source, n: int | None):
+    """The first ``n`` examples of a source (all when ``n`` is None)."""
+    if not n:
+        return source
+    if isinstance(source, tf.data.Dataset):
+        return source.take(n)
+    return source[0][:n], source[1][:n]
+
+
+def _num_examples(source) -> int | None:
+    if isinstance(source, tf.data.Dataset):
+        n = source.cardinality()
+        return int(n) if n >= 0 else None
+    return len(source[1])
+
+
+def _as_dataset(source) -> tf.data.Dataset:
+    return source if isinstance(source, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(source)
 
 
 # ---------------------------------------------------------------------------------------------- transforms
@@ -197,7 +225,7 @@ def inception_crop(image, size, seed, area_range=(0.08, 1.0)):
     image = tf.slice(image, begin, crop_size)
     image = tf.image.resize(image, [size, size], method="bicubic")
     image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
-    return tf.clip_by_value(image, 0.0, 255.0)
+    return tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), [None, None, 3])
 
 
 def center_crop(image, size, crop_fraction=DEFAULT_CROP_FRACTION):
@@ -209,7 +237,7 @@ def center_crop(image, size, crop_fraction=DEFAULT_CROP_FRACTION):
     top, left = (h - side) // 2, (w - side) // 2
     image = tf.image.crop_to_bounding_box(image, top, left, side, side)
     image = tf.image.resize(image, [size, size], method="bicubic")
-    return tf.clip_by_value(image, 0.0, 255.0)
+    return tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), [None, None, 3])
 
 
 def _switch(stage, branches):
@@ -220,22 +248,26 @@ def _switch(stage, branches):
 
 
 class StageAugmenters:
-    """keras_cv RandAugment / MixUp / CutMix layers, one set per stage (their strengths are fixed at build)."""
+    """Keras' RandAugment / MixUp / CutMix layers, one set per stage (their strengths are fixed when built).
+
+    These are ``keras.layers`` (they run inside ``tf.data`` on any backend); keras_cv 0.9's RandAugment fails in
+    graph-mode branches (its Equalization uses a Python ``and`` on tensors), so it is not used here.
+    """
 
     def __init__(self, stages: Sequence[Stage], seed: int):
-        import keras_cv
+        import keras
 
         self.randaug, self.mixup, self.cutmix = [], [], []
         for i, s in enumerate(stages):
-            magnitude = min(1.0, s.randaug_magnitude / RANDAUG_MAX_LEVEL)
             self.randaug.append(
-                keras_cv.layers.RandAugment(value_range=(0, 255), augmentations_per_image=2, magnitude=magnitude,
-                                            seed=seed + 101 * i)
+                keras.layers.RandAugment(value_range=(0, 255), num_ops=2,
+                                         factor=min(1.0, s.randaug_magnitude / RANDAUG_MAX_LEVEL),
+                                         seed=seed + 101 * i)
                 if s.randaug_magnitude > 0 else None
             )
-            self.mixup.append(keras_cv.layers.MixUp(alpha=s.mixup_alpha, seed=seed + 103 * i) if s.mixup_alpha > 0
+            self.mixup.append(keras.layers.MixUp(alpha=s.mixup_alpha, seed=seed + 103 * i) if s.mixup_alpha > 0
                               else None)
-            self.cutmix.append(keras_cv.layers.CutMix(alpha=s.cutmix_alpha, seed=seed + 107 * i)
+            self.cutmix.append(keras.layers.CutMix(factor=min(1.0, s.cutmix_alpha), seed=seed + 107 * i)
                                if s.cutmix_alpha > 0 else None)
 
     def layers(self):
@@ -243,26 +275,22 @@ class StageAugmenters:
 
     def reseed(self, seed: int, epoch: int) -> None:
         """Restart every augmenter's random stream from (seed, epoch), so a resumed epoch repeats exactly."""
-        for i, layer in enumerate(self.layers()):
-            for sub in [layer, *getattr(layer, "layers", []), *getattr(layer, "_flatten_layers", lambda: [])()]:
-                generator = getattr(sub, "_random_generator", None)
-                if isinstance(generator, tf.random.Generator):
-                    generator.reset_from_seed(seed * 1_000_003 + epoch * 1009 + i)
+        from efficientnet_keras.layers import reseed
+
+        reseed(self.layers(), seed, epoch)
 
     def randaugment(self, stage, images):
-        branches = [(lambda l=l: l(images) if l is not None else images) for l in self.randaug]
+        branches = [(lambda l=l: l(images, training=True) if l is not None else images) for l in self.randaug]
         return _switch(stage, branches)
 
     def mix(self, stage, images, labels):
         def branch(mixup, cutmix):
             def apply():
                 x, y = images, labels
-                if mixup is not None:
-                    out = mixup({"images": x, "labels": y})
-                    x, y = out["images"], out["labels"]
-                if cutmix is not None:
-                    out = cutmix({"images": x, "labels": y})
-                    x, y = out["images"], out["labels"]
+                for layer in (mixup, cutmix):
+                    if layer is not None:
+                        out = layer({"images": x, "labels": y}, training=True)
+                        x, y = out["images"], out["labels"]
                 return x, y
 
             return apply
@@ -278,7 +306,7 @@ def _options(deterministic: bool) -> tf.data.Options:
 
 
 def make_train_dataset(
-    source: tf.data.Dataset,
+    source,
     info: DatasetInfo,
     stages: Sequence[Stage],
     state: StageState,
@@ -295,8 +323,13 @@ def make_train_dataset(
     sizes = tf.constant([s.image_size for s in stages], tf.int32)
     augmenters = augmenters or StageAugmenters(stages, seed)
     parallel = None if deterministic else tf.data.AUTOTUNE
-    base = source.cache() if cache else source
     num_classes = info.num_classes
+    in_memory = not isinstance(source, tf.data.Dataset)
+    if in_memory:
+        images, labels = tf.constant(source[0]), tf.constant(source[1])
+        count = len(source[1])
+    else:
+        base = source.cache() if cache else source
 
     def epoch_pipeline(stage, epoch):
         size = sizes[tf.cast(stage, tf.int32)]
@@ -311,8 +344,15 @@ def make_train_dataset(
             labels = tf.one_hot(labels, num_classes)
             return augmenters.mix(stage, images, labels)
 
-        ds = base.shuffle(shuffle_buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + epoch,
-                          reshuffle_each_iteration=False)
+        epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
+        if in_memory:  # an exact permutation per epoch, a pure function of (seed, epoch)
+            order = tf.data.Dataset.range(count).map(
+                lambda i: tf.random.experimental.index_shuffle(i, epoch_seed, count - 1))
+            ds = order.map(lambda j: (tf.gather(images, j), tf.gather(labels, j)))
+        else:  # streaming: sort windows of `shuffle_buffer` examples by keys drawn from (seed, epoch, index)
+            ds = base.enumerate().map(
+                lambda i, ex: (tf.random.stateless_uniform([], tf.stack([epoch_seed[0] * 7919 + epoch, i])), ex))
+            ds = ds.batch(shuffle_buffer).map(_sort_window).unbatch()
         ds = ds.enumerate().map(crop, num_parallel_calls=parallel)
         ds = ds.batch(batch_size, drop_remainder=True)
         return ds.map(augment, num_parallel_calls=parallel)
@@ -322,11 +362,17 @@ def make_train_dataset(
     return ds.with_options(_options(deterministic))
 
 
-def make_eval_dataset(source: tf.data.Dataset, info: DatasetInfo, image_size: int, batch_size: int,
+def _sort_window(keys, examples):
+    order = tf.argsort(keys)
+    return tf.nest.map_structure(lambda t: tf.gather(t, order), examples)
+
+
+def make_eval_dataset(source, info: DatasetInfo, image_size: int, batch_size: int,
                       crop_fraction: float = DEFAULT_CROP_FRACTION, cache: bool = True) -> tf.data.Dataset:
     """Central-crop evaluation batches ``(images, one-hot labels)``; the last partial batch is kept."""
     num_classes = info.num_classes
-    ds = source.cache() if cache else source
+    ds = _as_dataset(source)
+    ds = ds.cache() if cache else ds
     ds = ds.map(lambda image, label: (center_crop(image, image_size, crop_fraction), tf.one_hot(label, num_classes)),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

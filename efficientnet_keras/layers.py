@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["AdjustableDropout", "StochasticDepth", "set_regularization", "get_regularization", "TOP_DROPOUT_NAME"]
+__all__ = ["AdjustableDropout", "StochasticDepth", "reseed", "set_regularization", "get_regularization", "TOP_DROPOUT_NAME"]
 
 TOP_DROPOUT_NAME = "top_dropout"
 
@@ -141,3 +141,19 @@ def _retrace(model: keras.Model) -> None:
         model.test_function = None
     if hasattr(model, "predict_function"):
         model.predict_function = None
+
+
+def reseed(layers, seed: int, epoch: int) -> None:
+    """Restart the random streams of ``layers`` (and their sublayers) from (seed, epoch).
+
+    Keras does not save SeedGenerator states in checkpoints, so a run resumed at epoch k would draw other dropout
+    masks and augmentations than an uninterrupted one; reseeding every epoch makes both identical.
+    """
+    k = 0
+    for layer in layers:
+        for sub in layer._flatten_layers():
+            for value in vars(sub).values():
+                if isinstance(value, keras.random.SeedGenerator):
+                    k += 1
+                    state = [seed * 1_000_003 + epoch * 1009 + k, 0]
+                    value.state.assign(ops.cast(state, value.state.dtype))

@@ -18,7 +18,7 @@ from typing import Sequence
 import keras
 
 from efficientnet_keras.data import Stage, StageAugmenters, StageState
-from efficientnet_keras.layers import set_regularization
+from efficientnet_keras.layers import reseed, set_regularization
 
 __all__ = ["ProgressiveConfig", "PRESETS", "preset_for", "ProgressiveLearning", "stage_for_epoch"]
 
@@ -115,6 +115,7 @@ class ProgressiveLearning(keras.callbacks.Callback):
         self.state.set(index, epoch)
         if self.augmenters is not None:
             self.augmenters.reseed(self.seed, epoch)
+        reseed([self.model], self.seed + 1, epoch)  # dropout and stochastic-depth masks
         set_regularization(self.model, dropout=stage.dropout, stochastic_depth=stage.stochastic_depth)
         if index != self.current and self.verbose:
             print(f"\nProgressive learning: stage {index + 1}/{len(self.stages)} from epoch {epoch + 1}: "

@@ -1,0 +1,80 @@
+"""The progressive-learning callback, observed inside a compiled fit: sizes, regularization, logs."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import efficientnet_keras as ek
+from efficientnet_keras import data
+from efficientnet_keras.data import Stage, StageState
+from efficientnet_keras.progressive import PRESETS, ProgressiveConfig, ProgressiveLearning, stage_for_epoch
+
+TINY = ["r2_k3_s1_e1_i16_o16_c1", "r2_k3_s2_e4_i16_o24_c1", "r1_k3_s2_e4_i24_o32_se0.25", "r1_k3_s2_e4_i32_o48",
+        "r1_k3_s2_e4_i48_o64"]
+
+
+def test_paper_presets_and_interpolation():
+    stages = PRESETS["EfficientNetV2S"].stages()
+    assert [s.image_size for s in stages] == [128, 184, 240, 300]
+    assert [s.randaug_magnitude for s in stages] == pytest.approx([5, 25 / 3, 35 / 3, 15])
+    assert [s.dropout for s in stages] == pytest.approx([0.1, 0.1 + 0.2 / 3, 0.1 + 0.4 / 3, 0.3])
+    assert PRESETS["EfficientNetV2L"].stages()[-1].mixup_alpha == pytest.approx(0.4)
+    assert [stage_for_epoch(e, 10, 4) for e in range(10)] == [0, 0, 0, 1, 1, 2, 2, 2, 3, 3]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(image_size=(16, 64)), "sizes must be >= 32"),
+        (dict(image_size=(128, 64)), "min <= max"),
+        (dict(dropout=(0.1, 1.0)), "must stay below 1"),
+        (dict(mixup_alpha=(-1, 0)), "must not be negative"),
+        (dict(num_stages=0), "num_stages must be >= 1"),
+    ],
+)
+def test_inconsistent_stage_settings(kwargs, message):
+    base = dict(image_size=(32, 64), randaug_magnitude=(5, 15), mixup_alpha=(0, 0), dropout=(0.1, 0.3))
+    with pytest.raises(ValueError, match=message):
+        ProgressiveConfig(**{**base, **kwargs})
+
+
+def test_callback_needs_enough_epochs():
+    with pytest.raises(ValueError, match="4 stages need at least 4 epochs"):
+        ProgressiveLearning([Stage(32, 0, 0, 0)] * 4, 3, StageState())
+
+
+def test_stage_changes_are_observed_inside_fit():
+    """Record what the compiled train step really receives, and check what the model really did with it."""
+    (x, y), _, info = data.load_source("digits")
+    x, y = x[:64], y[:64]
+    stages = [Stage(32, 0, 0, dropout=0.0, stochastic_depth=0.0), Stage(48, 0, 0, dropout=0.9, stochastic_depth=0.5)]
+    state = StageState()
+    batches = []
+
+    def record(images, labels):
+        tf.py_function(lambda a, b: batches.append((a.numpy(), b.numpy())), [images, labels], [])
+        return images, labels
+
+    ds = data.make_train_dataset((x, y), info, stages, state, batch_size=32, seed=0, deterministic=True)
+    ds = ds.map(record)
+    model = ek.build_efficientnet(TINY, default_size=32, family="v2", input_shape=(None, None, 3), classes=10,
+                                  classifier_activation=None, dropout_rate=0.0, drop_connect_rate=0.0)
+    loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss_fn)  # lr 0: the weights never change
+    callback = ProgressiveLearning(stages, epochs=4, state=state, seed=0, verbose=0)
+    history = model.fit(ds, epochs=4, callbacks=[callback], verbose=0)
+
+    # The dataset yielded 32 px in stage 1 (epochs 1-2) and 48 px in stage 2 (epochs 3-4), two batches each.
+    assert [b[0].shape[1] for b in batches] == [32, 32, 32, 32, 48, 48, 48, 48]
+    # Recompute each epoch's loss on the recorded batches without dropout: stage 1 matches what fit logged
+    # (no dropout there), stage 2 does not (fit's compiled step applied dropout 0.9 and stochastic depth 0.5).
+    ek.set_regularization(model, dropout=0.0, stochastic_depth=0.0)
+    clean = [np.mean([float(loss_fn(b[1], model(b[0], training=True))) for b in batches[2 * e: 2 * e + 2]])
+             for e in range(4)]
+    logged = history.history["loss"]
+    assert logged[:2] == pytest.approx(clean[:2], abs=1e-4)
+    assert all(abs(logged[e] - clean[e]) > 1e-2 for e in (2, 3))
+    # The stage's settings reach the logs (TensorBoard, CSV).
+    assert history.history["image_size"] == [32, 32, 48, 48]
+    assert history.history["dropout"] == pytest.approx([0, 0, 0.9, 0.9])
