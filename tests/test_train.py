@@ -1,0 +1,193 @@
+"""The trainer end to end, through its CLI as a user runs it: learning, resume after SIGKILL, strategies, errors."""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from efficientnet_keras.train import TrainConfig, train
+
+# A few steps per epoch on the embedded digits: 192 training images, batches of 32.
+QUICK = ["--dataset=digits", "--model=EfficientNetV2B0", "--train_examples=192", "--eval_examples=96",
+         "--batch_size=32", "--epochs=4", "--num_stages=2", "--image_size_min=32", "--image_size_max=40",
+         "--optimizer=adamw", "--learning_rate_per_256=0.008", "--bn_momentum=0.9", "--ema_decay=0.99",
+         "--verbose=2"]
+# Agreement between strategies needs the same random numbers on every replica: no dropout, no stochastic depth.
+NO_NOISE = ["--dropout=0", "--stochastic_depth=0", "--deterministic"]
+
+
+def _env(**extra):
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+
+
+def _train(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "efficientnet_keras.train", *args], env=env or _env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _weights(model_dir):
+    import keras
+
+    model = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
+    return model.get_weights()
+
+
+def _history(model_dir):
+    with open(os.path.join(model_dir, "history.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_progressive_run_on_embedded_dataset_learns(tmp_path):
+    """The README's training command, shortened: progressive learning on real digits, evaluated and saved."""
+    result = train(TrainConfig(
+        model="EfficientNetV2B0", dataset="digits", model_dir=str(tmp_path / "run"), epochs=6, num_stages=3,
+        batch_size=32, image_size_min=32, image_size_max=48, optimizer="adamw", learning_rate_per_256=0.008,
+        randaug_max=0, bn_momentum=0.9, ema_decay=0.99, verbose=0))
+    assert result["eval"]["accuracy"] > 0.6  # chance is 0.1
+    assert [s["image_size"] for s in result["stages"]] == [32, 40, 48]
+    assert os.path.exists(result["model_path"])
+    rows = _history(str(tmp_path / "run"))
+    assert [float(r["image_size"]) for r in rows] == [32, 32, 40, 40, 48, 48]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_stage_then_resume_gives_the_same_weights(tmp_path):
+    plain, killed = str(tmp_path / "plain"), str(tmp_path / "killed")
+    args = [*QUICK, "--deterministic", "--seed=7"]
+    done = _train(*args, f"--model_dir={plain}")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    process = subprocess.Popen([sys.executable, "-m", "efficientnet_keras.train", *args, f"--model_dir={killed}"],
+                               env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metadata = os.path.join(killed, "backup", "training_metadata.json")
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if os.path.exists(metadata):
+            try:
+                if json.load(open(metadata))["epoch"] >= 0:
+                    break
+            except (ValueError, KeyError):
+                pass
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # during epoch 2 of 4: the middle of stage 1 (epochs 1-2)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert not os.path.exists(os.path.join(killed, "model.keras"))
+
+    refused = _train(*args, f"--model_dir={killed}")  # without --resume nothing is touched
+    assert refused.returncode != 0 and "Pass --resume" in refused.stderr
+
+    resumed = _train(*args, f"--model_dir={killed}", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows_plain, rows_killed = _history(plain), _history(killed)
+    assert [r["epoch"] for r in rows_killed] == ["0", "1", "2", "3"]  # each epoch once: resumed at epoch 2
+    for a, b in zip(rows_plain, rows_killed):
+        assert (a["stage"], a["image_size"], a["dropout"]) == (b["stage"], b["image_size"], b["dropout"])
+        assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-5)
+    for a, b in zip(_weights(plain), _weights(killed)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_cpu_devices_agrees_with_one_device(tmp_path):
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    single = _train(*QUICK, *NO_NOISE, f"--model_dir={one}", "--strategy=default")
+    mirrored = _train(*QUICK, *NO_NOISE, f"--model_dir={two}", "--strategy=mirrored", "--cpu_devices=2")
+    assert single.returncode == 0, single.stderr[-3000:]
+    assert mirrored.returncode == 0, mirrored.stderr[-3000:]
+    assert json.load(open(os.path.join(two, "results.json")))["replicas"] == 2
+    for a, b in zip(_history(one), _history(two)):
+        assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=2e-3)
+    for a, b in zip(_weights(one), _weights(two)):
+        np.testing.assert_allclose(a, b, atol=5e-3)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_multiworker_on_localhost_agrees_with_one_device(tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    workers = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "efficientnet_keras.train", *QUICK, *NO_NOISE, "--strategy=multiworker",
+             f"--model_dir={tmp_path / f'worker{index}'}"],
+            env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [w.communicate(timeout=480)[0] for w in workers]
+    finally:
+        for w in workers:  # bounded: never leave a worker behind
+            if w.poll() is None:
+                w.kill()
+    assert [w.returncode for w in workers] == [0, 0], outputs[0][-3000:]
+    single = _train(*QUICK, *NO_NOISE, f"--model_dir={tmp_path / 'single'}", "--strategy=default")
+    assert single.returncode == 0, single.stderr[-3000:]
+    for a, b in zip(_history(str(tmp_path / "single")), _history(str(tmp_path / "worker0"))):
+        assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=2e-3)
+    for a, b in zip(_weights(str(tmp_path / "single")), _weights(str(tmp_path / "worker0"))):
+        np.testing.assert_allclose(a, b, atol=5e-3)
+
+
+@pytest.mark.slow
+def test_a_few_steps_under_the_torch_backend(tmp_path):
+    pytest.importorskip("torch")
+    result = _train(*QUICK, "--epochs=2", f"--model_dir={tmp_path}", "--strategy=default",
+                    env=_env(KERAS_BACKEND="torch"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.path.exists(tmp_path / "model.keras")
+    refused = _train(*QUICK, f"--model_dir={tmp_path / 'x'}", "--strategy=mirrored", env=_env(KERAS_BACKEND="torch"))
+    assert refused.returncode != 0 and "needs the TensorFlow backend" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset=no_such_dataset_xyz"], "Unknown dataset 'no_such_dataset_xyz'"),
+        (["--model=EfficientNetB9"], "Unknown EfficientNet variant 'EfficientNetB9'"),
+        (["--data_dir=/nonexistent/tfds"], "data_dir '/nonexistent/tfds' does not exist"),
+        (["--image_size_min=16"], "image_size_min=16 is smaller than the network allows"),
+        (["--image_size_min=64", "--image_size_max=48"], "image_size_min=64 is larger than image_size_max=48"),
+        (["--epochs=3", "--num_stages=4"], "needs epochs >= 4"),
+        (["--strategy=tpu"], "no TPU was found"),
+        (["--strategy=mirrored", "--cpu_devices=3", "--batch_size=32"], "not divisible by the 3 replicas"),
+        (["--optimizer=sgd"], "optimizer must be rmsprop or adamw"),
+    ],
+)
+def test_bad_configuration_fails_before_training(tmp_path, args, message):
+    started = time.time()
+    result = _train(*QUICK, f"--model_dir={tmp_path / 'run'}", *args)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert time.time() - started < 60  # fails fast, never hangs (e.g. TPU detection)
+    assert not os.path.exists(tmp_path / "run" / "model.keras")
+
+
+def test_model_dir_with_another_models_run_is_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run_config.json").write_text(json.dumps({"model": "EfficientNetB3", "dataset": "digits"}))
+    result = _train(*QUICK, f"--model_dir={run}")
+    assert result.returncode != 0
+    assert "holds a run of another configuration" in result.stderr and "EfficientNetB3" in result.stderr
+    assert json.loads((run / "run_config.json").read_text())["model"] == "EfficientNetB3"  # untouched
+
+
+def test_non_empty_foreign_model_dir_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = _train(*QUICK, f"--model_dir={tmp_path}")
+    assert result.returncode != 0 and "is not empty and holds no run of ours" in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
