@@ -207,8 +207,11 @@ def _prepare_model_dir(c: TrainConfig, num_classes: int) -> dict[str, Any]:
     return identity
 
 
-def train(config: TrainConfig) -> dict[str, Any]:
-    """Run one training job; return the history, the final evaluation and the saved model's path."""
+def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
+    """Run one training job; return the history, the final evaluation and the saved model's path.
+
+    ``callbacks`` are added after the built-in ones (progressive learning, EMA swap, backup, logs).
+    """
     import tensorflow as tf
 
     from efficientnet_keras import data as data_lib
@@ -277,13 +280,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
             jit_compile=distribute.resolve_jit_compile(c.jit_compile, kind),
         )
 
+    extra = list(callbacks or [])
     callbacks = [ProgressiveLearning(stages, c.epochs, state, augmenters, seed=c.seed, verbose=c.verbose)]
     if c.ema_decay > 0:
-        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        # Validation sees the EMA weights; between epochs the model holds the raw ones, which the backup saves.
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
     callbacks += [
         keras.callbacks.BackupAndRestore(os.path.join(c.model_dir, "backup"), delete_checkpoint=False),
         keras.callbacks.CSVLogger(os.path.join(c.model_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(c.model_dir, "logs")),
+        *extra,
     ]
     history = model.fit(train_ds, epochs=c.epochs, validation_data=eval_ds, validation_freq=c.eval_every,
                         callbacks=callbacks, verbose=c.verbose)
