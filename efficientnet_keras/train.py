@@ -29,6 +29,7 @@ __all__ = ["TrainConfig", "train", "evaluate", "WarmupExponentialDecay", "RMSpro
 @dataclasses.dataclass
 class TrainConfig:
     model: str = "EfficientNetV2B0"
+    blocks: str | None = None  # comma-separated block-args strings: a custom network in the model's family
     dataset: str = "digits"
     data_dir: str | None = None
     model_dir: str = "runs/default"
@@ -110,16 +111,28 @@ class _EMAWarmup:
 
 @keras.saving.register_keras_serializable(package="efficientnet_keras")
 class RMSpropEMA(_EMAWarmup, keras.optimizers.RMSprop):
-    """Keras RMSprop with the official optimizer's EMA warm-up and its accumulator starting at 1.
+    """Keras RMSprop (not centered) with the official optimizer's EMA warm-up and mean-square start.
 
     ``tf.compat.v1.train.RMSPropOptimizer`` (which automl uses) starts the mean square at 1; Keras starts it at 0,
-    so its first updates are ~lr * sign(g) / sqrt(1 - rho), about 3x lr for every weight at once.
+    so its first updates are ~lr * sign(g) / sqrt(1 - rho), about 3x lr for every weight at once. Starting at 1
+    adds rho**t to Keras' accumulator after t updates; that term is added here in the update itself (the
+    accumulator variable stays Keras', so checkpoints and distribution behave as Keras'). Written by hand because
+    Keras has no option for it.
     """
 
-    def build(self, var_list):
-        super().build(var_list)
-        for velocity in self._velocities:
-            velocity.assign(ops.ones_like(velocity))
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        index = self._get_variable_index(variable)
+        velocity = self._velocities[index]
+        self.assign(velocity, self.rho * velocity + (1 - self.rho) * ops.square(gradient))
+        initial = ops.power(ops.cast(self.rho, variable.dtype), ops.cast(self.iterations + 1, variable.dtype))
+        increment = lr * gradient / ops.sqrt(velocity + initial + self.epsilon)
+        if self.momentum > 0:
+            momentum = self._momentums[index]
+            self.assign(momentum, self.momentum * momentum + increment)
+            increment = momentum
+        self.assign_sub(variable, increment)
 
 
 @keras.saving.register_keras_serializable(package="efficientnet_keras")
@@ -131,6 +144,10 @@ def _check_config(c: TrainConfig) -> None:
     from efficientnet_keras.models import get_variant
 
     get_variant(c.model)  # unknown model: ValueError naming the choices
+    if c.blocks:
+        from efficientnet_keras.block_args import decode_all
+
+        decode_all(b.strip() for b in c.blocks.split(","))  # a bad string: ValueError naming the token
     for name in ("batch_size", "epochs", "num_stages", "eval_every"):
         if getattr(c, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(c, name)}.")
@@ -178,7 +195,7 @@ FINAL_MODEL = "model.keras"
 
 def _prepare_model_dir(c: TrainConfig, num_classes: int) -> dict[str, Any]:
     """Refuse to mix runs: another model's checkpoint, or an existing run without --resume/--overwrite."""
-    identity = {"model": c.model, "dataset": c.dataset, "num_classes": num_classes, "epochs": c.epochs,
+    identity = {"model": c.model, "blocks": c.blocks, "dataset": c.dataset, "num_classes": num_classes, "epochs": c.epochs,
                 "progressive": c.progressive, "num_stages": c.num_stages, "seed": c.seed}
     path = os.path.join(c.model_dir, RUN_FILE)
     if os.path.exists(path):
@@ -223,6 +240,11 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     c = config
     _check_config(c)
     variant = get_variant(c.model)
+    if c.blocks:
+        if c.weights:
+            raise ValueError("A custom --blocks network has no pretrained weights; drop --weights.")
+        variant = dataclasses.replace(variant, blocks=tuple(b.strip() for b in c.blocks.split(",")),
+                                      name=f"{variant.name}-custom")
     kind = distribute.device_kind(c.strategy)
     strategy = distribute.make_strategy(c.strategy, c.cpu_devices)
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
@@ -269,7 +291,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
             int(c.lr_decay_epochs * steps_per_epoch), c.lr_decay_factor)
         ema = dict(weight_decay=c.weight_decay or None, use_ema=c.ema_decay > 0, ema_momentum=c.ema_decay or 0.99)
         if c.optimizer == "rmsprop":
-            optimizer = RMSpropEMA(learning_rate=schedule, rho=0.9, momentum=0.9, epsilon=1e-3, **ema)
+            optimizer = RMSpropEMA(learning_rate=schedule, rho=0.9, momentum=0.9, epsilon=1e-3, centered=False, **ema)
         else:
             optimizer = AdamWEMA(learning_rate=schedule, **ema)
         optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
@@ -347,6 +369,7 @@ class _null_scope:
 
 _HELP = {
     "model": "Variant, e.g. EfficientNetV2S.",
+    "blocks": "Custom network: comma-separated block-args strings (the model's family and coefficients).",
     "dataset": "Embedded name (digits), fashion_mnist, a tfds name, or an image-folder directory.",
     "data_dir": "tfds data_dir (gs://... on TPU).",
     "model_dir": "Run folder: checkpoints, logs, final model.",
