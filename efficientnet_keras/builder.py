@@ -395,11 +395,14 @@ def build_efficientnet(
         # Kept even at rate 0 (keras.applications drops it then) so the rate can be raised later, e.g. by
         # progressive learning; it has no weights, so weight files are unaffected.
         x = AdjustableDropout(dropout_rate, name=TOP_DROPOUT_NAME)(x)
+        # Under a mixed-precision policy the logits and softmax stay float32 (Keras' mixed-precision guidance).
+        mixed = keras.mixed_precision.global_policy().name.startswith("mixed")
         x = layers.Dense(
             classes,
             activation=classifier_activation,
             kernel_initializer=DENSE_KERNEL_INITIALIZER,
             bias_initializer="zeros",
+            dtype="float32" if mixed else None,
             name="predictions",
         )(x)
     elif pooling == "avg":

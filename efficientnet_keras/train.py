@@ -235,7 +235,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     from efficientnet_keras import distribute
     from efficientnet_keras.layers import set_regularization
     from efficientnet_keras.models import create_model, get_variant
-    from efficientnet_keras.progressive import ProgressiveLearning
+    from efficientnet_keras.progressive import PRESETS, ProgressiveLearning
 
     c = config
     _check_config(c)
@@ -259,15 +259,16 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
         tf.config.experimental.enable_op_determinism()
 
     stages = _stages(c, variant)
-    eval_size = c.eval_size or (variant.resolution if variant.function in ("EfficientNetV2S", "EfficientNetV2M",
-                                                                           "EfficientNetV2L") and not c.image_size_max
-                                else stages[-1].image_size)
+    # The paper evaluates V2-S/M/L at their own (larger) sizes; otherwise at the last stage's size.
+    paper_sizes = variant.function in PRESETS and not c.image_size_max
+    eval_size = c.eval_size or (variant.resolution if paper_sizes else stages[-1].image_size)
     state = data_lib.StageState()
     augmenters = data_lib.StageAugmenters(stages, c.seed)
-    train_ds = data_lib.make_train_dataset(data_lib.limit(train_source, c.train_examples), info, stages, state, c.batch_size,
-                                           seed=c.seed, deterministic=c.deterministic, augmenters=augmenters)
-    eval_ds = data_lib.make_eval_dataset(data_lib.limit(eval_source, c.eval_examples), info, eval_size, c.batch_size,
-                                         c.crop_fraction)
+    train_ds = data_lib.make_train_dataset(data_lib.limit(train_source, c.train_examples), info, stages, state,
+                                           c.batch_size, seed=c.seed, deterministic=c.deterministic,
+                                           augmenters=augmenters)
+    eval_ds = data_lib.make_eval_dataset(data_lib.limit(eval_source, c.eval_examples), info, eval_size,
+                                         c.batch_size, c.crop_fraction)
     num_train = min(info.num_train, c.train_examples or info.num_train)
     steps_per_epoch = num_train // c.batch_size
     if steps_per_epoch < 1:
@@ -275,7 +276,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
 
     scope = strategy.scope() if strategy is not None else _null_scope()
     with scope:
-        model = create_model(variant, weights=c.weights if c.weights not in ("imagenet",) else None,
+        model = create_model(variant, weights=None if c.weights == "imagenet" else c.weights,
                              input_shape=(None, None, 3), classes=info.num_classes, classifier_activation=None,
                              dropout_rate=stages[0].dropout, drop_connect_rate=c.stochastic_depth)
         if c.weights == "imagenet":

@@ -212,3 +212,14 @@ def test_serialization_round_trip(tmp_path):
     x = random_images(2, 64)
     np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
     assert any(isinstance(l, ek.StochasticDepth) for l in restored.layers)
+
+
+def test_logits_stay_float32_under_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = tiny(classes=3)
+        assert model.get_layer("stem_conv").compute_dtype == "float16"
+        assert model.get_layer("predictions").compute_dtype == "float32"
+        assert model(random_images(1, 64)).dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from efficientnet_keras.train import TrainConfig, train
+from efficientnet_keras.train import TrainConfig, evaluate, train
 
 # A few steps per epoch on the embedded digits: 192 training images, batches of 32, and a small custom network
 # in the V2 family (Fused-MBConv, MBConv with squeeze-excite), so that tracing does not dominate the tests.
@@ -63,6 +63,8 @@ def test_progressive_run_on_embedded_dataset_learns(tmp_path):
     assert os.path.exists(result["model_path"])
     rows = _history(str(tmp_path / "run"))
     assert [float(r["image_size"]) for r in rows] == [32, 32, 40, 40, 48, 48]
+    # The eval command reloads the saved model and reproduces the final evaluation.
+    assert evaluate(str(tmp_path / "run"), batch_size=32)["accuracy"] == pytest.approx(result["eval"]["accuracy"])
 
 
 @pytest.mark.slow
