@@ -156,9 +156,6 @@ def _image_folder(root: str):
     return train, test, info
 
 
-Source = "tuple[np.ndarray, np.ndarray] | tf.data.Dataset"
-
-
 def load_source(name: str, data_dir: str | None = None):
     """(train, eval, info) for a dataset name: embedded, ``fashion_mnist`` (Debian files first), a tfds name,
     or an image-folder directory.
@@ -184,13 +181,6 @@ def limit(source, n: int | None):
     if isinstance(source, tf.data.Dataset):
         return source.take(n)
     return source[0][:n], source[1][:n]
-
-
-def _num_examples(source) -> int | None:
-    if isinstance(source, tf.data.Dataset):
-        n = source.cardinality()
-        return int(n) if n >= 0 else None
-    return len(source[1])
 
 
 def _as_dataset(source) -> tf.data.Dataset:
