@@ -220,6 +220,8 @@ def inception_crop(image, size, seed, area_range=(0.08, 1.0)):
 
 def center_crop(image, size, crop_fraction=DEFAULT_CROP_FRACTION):
     """Central ``crop_fraction`` of the shorter side, resized to ``size`` (the evaluation transform)."""
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}.")
     image = _to_rgb_float(image)
     shape = tf.shape(image)
     h, w = shape[0], shape[1]

@@ -23,8 +23,7 @@ flags.DEFINE_string("weights", "imagenet", '"imagenet" or a weights file path.')
 flags.DEFINE_integer("top", 5, "How many classes to print per image.", lower_bound=1, upper_bound=1000)
 flags.DEFINE_float("crop_fraction", 0.875, "Central crop kept before resizing (the papers' 224/256).")
 
-# Crop fraction of the official evaluation: resize to size/0.875, center crop to size.
-DEFAULT_CROP_FRACTION = 0.875
+from efficientnet_keras.data import DEFAULT_CROP_FRACTION  # noqa: E402  the official 224/256 evaluation crop
 
 
 def sample_images() -> dict[str, np.ndarray]:
@@ -48,16 +47,10 @@ def load_image(path: str) -> np.ndarray:
 
 
 def center_crop_resize(image: np.ndarray, size: int, crop_fraction: float = DEFAULT_CROP_FRACTION) -> np.ndarray:
-    """Central crop of ``crop_fraction`` of the shorter side, resized (bicubic) to ``size`` x ``size``, float32."""
-    import tensorflow as tf
+    """The evaluation transform (``data.center_crop``) on one image, as a float32 array in [0, 255]."""
+    from efficientnet_keras.data import center_crop
 
-    if not 0 < crop_fraction <= 1:
-        raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}.")
-    h, w = image.shape[:2]
-    side = int(round(min(h, w) * crop_fraction))
-    top, left = (h - side) // 2, (w - side) // 2
-    crop = image[top : top + side, left : left + side]
-    return tf.image.resize(crop, (size, size), method="bicubic").numpy().clip(0, 255).astype("float32")
+    return center_crop(image, size, crop_fraction).numpy()
 
 
 def classify(model, images: dict[str, np.ndarray], top: int, crop_fraction: float = DEFAULT_CROP_FRACTION):

@@ -14,6 +14,7 @@ survival 0.8 (rate 0.2); BatchNorm momentum 0.99.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -274,7 +275,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     if steps_per_epoch < 1:
         raise ValueError(f"batch_size={c.batch_size} is larger than the {num_train} training examples.")
 
-    scope = strategy.scope() if strategy is not None else _null_scope()
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         model = create_model(variant, weights=None if c.weights == "imagenet" else c.weights,
                              input_shape=(None, None, 3), classes=info.num_classes, classifier_activation=None,
@@ -356,14 +357,6 @@ def _load_backbone(model, variant) -> None:
     for layer in pretrained.layers:
         if layer.weights:
             model.get_layer(layer.name).set_weights(layer.get_weights())
-
-
-class _null_scope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 # ---------------------------------------------------------------------------------------------- CLI

@@ -83,9 +83,10 @@ def _verified(path: str, source: WeightsSource) -> str:
 
 
 def _installed_package_file(source: WeightsSource) -> str | None:
-    if not source.module or importlib.util.find_spec(source.module) is None:
+    spec = importlib.util.find_spec(source.module) if source.module else None
+    if spec is None:
         return None
-    origin = importlib.util.find_spec(source.module).origin
+    origin = spec.origin
     path = os.path.join(os.path.dirname(origin), "models", source.file_name)
     return path if os.path.isfile(path) else None
 
