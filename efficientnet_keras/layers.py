@@ -73,6 +73,19 @@ class StochasticDepth(AdjustableDropout):
         return config
 
 
+@keras.saving.register_keras_serializable(package="efficientnet_keras")
+class FoldedBatchNorm(keras.layers.Layer):
+    """Identity left where a BatchNorm was folded into the convolution before it (``export.fold_batchnorm``).
+
+    Keeps the BatchNorm's name and call signature, so the rest of the graph is unchanged."""
+
+    def call(self, inputs, training=None, mask=None):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
 def _check_rate(what: str, rate: float) -> float:
     rate = float(rate)
     if not 0 <= rate < 1:

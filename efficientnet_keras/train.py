@@ -321,7 +321,9 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     results = model.evaluate(eval_ds, return_dict=True, verbose=0)
     model_path = os.path.join(c.model_dir, FINAL_MODEL)
     model.save(model_path)
+    # eval_size, crop_fraction and class_names are what export.load_servable serves the model with.
     summary = {"eval": {k: float(v) for k, v in results.items()}, "eval_size": eval_size, "model_path": model_path,
+               "crop_fraction": c.crop_fraction, "class_names": list(info.class_names),
                "stages": [dataclasses.asdict(s) for s in stages], "replicas": replicas,
                "dtype_policy": keras.mixed_precision.global_policy().name}
     with open(os.path.join(c.model_dir, "results.json"), "w") as f:

@@ -2,7 +2,7 @@
 # Install everything the tests need into .venv, then run the whole suite (slow tests included) on 2 workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup_venv.sh torch,examples,test
+bash scripts/setup_venv.sh torch,examples,serving,test
 # Real Fashion-MNIST from Debian (optional: its tests skip without it).
 if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
