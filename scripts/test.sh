@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need into .venv, then run the whole suite (slow tests included) on 2 workers.
+# Install everything the tests need into .venv, run the whole suite (slow tests included) on 2 workers, then the
+# Bazel targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_venv.sh torch,examples,serving,test
@@ -8,4 +9,6 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$(id -u)" = 0 ] && command -
   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
     || echo "note: dataset-fashion-mnist not installed; its tests will be skipped"
 fi
-exec .venv/bin/python -m pytest -n 2 --dist loadgroup "$@"
+.venv/bin/python -m pytest -n 2 --dist loadgroup "$@"
+# The Bazel build of every target and its fast test targets (offline, Debian's bazel-bootstrap).
+bash scripts/bazel_test.sh
