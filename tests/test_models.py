@@ -74,7 +74,12 @@ def test_matches_keras_applications_with_top(variant, tmp_path):
     np.testing.assert_allclose(_run(loaded, x), expected, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("variant", _params())
+# Without top is the same graph minus the classifier (the test above covers every variant's numbers): checked on
+# one V1 and three V2 shapes, with the Keras 2 .h5 format keras.applications downloads.
+NOTOP = ["EfficientNetB0", "EfficientNetV2B0", "EfficientNetB3", "EfficientNetV2S"]
+
+
+@pytest.mark.parametrize("variant", [p for p in _params() if p.values[0] in NOTOP])
 def test_matches_keras_applications_without_top(variant, tmp_path):
     ref = KERAS_APPS[variant](weights=None, include_top=False, pooling="avg", input_shape=(96, 96, 3))
     ours = getattr(ek, variant)(weights=None, include_top=False, pooling="avg", input_shape=(96, 96, 3))

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -118,10 +119,12 @@ def test_mirrored_strategy_on_two_cpu_devices_agrees_with_one_device(tmp_path):
 
 def _assert_agree(single_dir, distributed_dir):
     """Same losses per epoch and same final weights (EMA included) as the single-device run, up to rounding."""
+    # The all-reduce's summation order on CPU depends on which replica arrives first: measured up to 3e-4 relative
+    # under load. A wrong per-replica batch or learning-rate scaling shows up as percent-size differences.
     for a, b in zip(_history(single_dir), _history(distributed_dir)):
-        assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-4)
+        assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-3)
     for a, b in zip(_weights(single_dir), _weights(distributed_dir)):
-        np.testing.assert_allclose(a, b, atol=1e-4)
+        np.testing.assert_allclose(a, b, atol=5e-4)
 
 
 def _free_port():
@@ -166,22 +169,39 @@ def test_a_few_steps_under_the_torch_backend(tmp_path):
     assert refused.returncode != 0 and "needs the TensorFlow backend" in refused.stderr
 
 
+QUICK_CONFIG = dict(dataset="digits", model="EfficientNetV2B0", blocks=TINY.replace(",", ", "), train_examples=192,
+                    eval_examples=96, batch_size=32, epochs=4, num_stages=2, image_size_min=32, image_size_max=40,
+                    optimizer="adamw", verbose=0)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"dataset": "no_such_dataset_xyz"}, "Unknown dataset 'no_such_dataset_xyz'"),
+        ({"model": "EfficientNetB9"}, "Unknown EfficientNet variant 'EfficientNetB9'"),
+        ({"data_dir": "/nonexistent/tfds"}, "data_dir '/nonexistent/tfds' does not exist"),
+        ({"image_size_min": 16}, "image_size_min=16 is smaller than the network allows"),
+        ({"image_size_min": 64, "image_size_max": 48}, "image_size_min=64 is larger than image_size_max=48"),
+        ({"epochs": 3, "num_stages": 4}, "needs epochs >= 4"),
+        ({"optimizer": "sgd"}, "optimizer must be rmsprop or adamw"),
+        ({"blocks": "r1_k3_s1_e1_x16"}, "token 5 'x16'"),
+    ],
+)
+def test_bad_configuration_fails_before_training(tmp_path, changes, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train(TrainConfig(**{**QUICK_CONFIG, "model_dir": str(tmp_path / "run"), **changes}))
+    assert not os.path.exists(tmp_path / "run" / "model.keras")
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--dataset=no_such_dataset_xyz"], "Unknown dataset 'no_such_dataset_xyz'"),
-        (["--model=EfficientNetB9"], "Unknown EfficientNet variant 'EfficientNetB9'"),
-        (["--data_dir=/nonexistent/tfds"], "data_dir '/nonexistent/tfds' does not exist"),
-        (["--image_size_min=16"], "image_size_min=16 is smaller than the network allows"),
-        (["--image_size_min=64", "--image_size_max=48"], "image_size_min=64 is larger than image_size_max=48"),
-        (["--epochs=3", "--num_stages=4"], "needs epochs >= 4"),
         (["--strategy=tpu"], "no TPU was found"),
         (["--strategy=mirrored", "--cpu_devices=3", "--batch_size=32"], "not divisible by the 3 replicas"),
-        (["--optimizer=sgd"], "optimizer must be rmsprop or adamw"),
-        (["--blocks=r1_k3_s1_e1_x16"], "token 5 'x16'"),
     ],
 )
-def test_bad_configuration_fails_before_training(tmp_path, args, message):
+def test_bad_command_line_fails_fast_with_a_message(tmp_path, args, message):
+    """Through the CLI (these two configure devices, so they run in their own process): no traceback, no hang."""
     started = time.time()
     result = _train(*QUICK, f"--model_dir={tmp_path / 'run'}", *args)
     assert result.returncode != 0
