@@ -133,29 +133,38 @@ def _free_port():
         return s.getsockname()[1]
 
 
+# The smallest Model.fit under MultiWorkerMirroredStrategy: Keras 3.15 fails it (tensorflow/tensorflow#72388), so
+# --strategy=multiworker is refused with that reason. When a Keras upgrade fixes it, this strict xfail fails:
+# then enable the strategy in distribute.make_strategy and test the trainer under it here.
+MULTIWORKER_FIT = """
+import numpy as np, tensorflow as tf, keras
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+with strategy.scope():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse", metrics=["mae"])
+data = tf.data.Dataset.from_tensor_slices((np.ones((16, 4), "float32"), np.ones((16, 2), "float32"))).batch(8)
+model.fit(data, epochs=1, verbose=0)
+print("TRAINED")
+"""
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known bug: under MultiWorkerMirroredStrategy the epoch-keyed train dataset "
-                   "(it reads variables, so tf.data cannot serialize it for sharding) reaches the model as PerReplica "
-                   "values; MirroredStrategy works. Remove this mark when fixed.")
-def test_multiworker_on_localhost_agrees_with_one_device(tmp_path):
+@pytest.mark.xfail(strict=True, reason="Keras 3.15's Model.fit does not run under MultiWorkerMirroredStrategy "
+                   "(tensorflow/tensorflow#72388); remove this mark and enable the strategy when it does.")
+def test_keras_fit_runs_under_multiworker_on_localhost():
     cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
-    workers = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "efficientnet_keras.train", *QUICK, *AGREE, "--strategy=multiworker",
-             f"--model_dir={tmp_path / f'worker{index}'}"],
-            env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    workers = [subprocess.Popen(
+        [sys.executable, "-c", MULTIWORKER_FIT],
+        env=_env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
     try:
-        outputs = [w.communicate(timeout=480)[0] for w in workers]
+        outputs = [w.communicate(timeout=240)[0] for w in workers]
     finally:
         for w in workers:  # bounded: never leave a worker behind
             if w.poll() is None:
                 w.kill()
     assert [w.returncode for w in workers] == [0, 0], outputs[0][-3000:]
-    single = _train(*QUICK, *AGREE, f"--model_dir={tmp_path / 'single'}", "--strategy=default")
-    assert single.returncode == 0, single.stderr[-3000:]
-    _assert_agree(str(tmp_path / "single"), str(tmp_path / "worker0"))
+    assert all("TRAINED" in out for out in outputs)
 
 
 @pytest.mark.slow
@@ -185,6 +194,7 @@ QUICK_CONFIG = dict(dataset="digits", model="EfficientNetV2B0", blocks=TINY.repl
         ({"epochs": 3, "num_stages": 4}, "needs epochs >= 4"),
         ({"optimizer": "sgd"}, "optimizer must be rmsprop or adamw"),
         ({"blocks": "r1_k3_s1_e1_x16"}, "token 5 'x16'"),
+        ({"strategy": "multiworker"}, "strategy='multiworker' is not available: Keras 3.15's Model.fit cannot"),
     ],
 )
 def test_bad_configuration_fails_before_training(tmp_path, changes, message):
