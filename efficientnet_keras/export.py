@@ -71,6 +71,16 @@ def _default_class_names(classes: int) -> list[str]:
     return [str(i) for i in range(classes)]
 
 
+def _is_variant(name: str) -> bool:
+    from efficientnet_keras.models import get_variant
+
+    try:
+        get_variant(name)
+    except ValueError:
+        return False
+    return True
+
+
 def load_servable(model: str | keras.Model, weights: str | None = "imagenet", image_size: int | None = None,
                   crop_fraction: float | None = None, class_names: list[str] | None = None) -> Servable:
     """A zoo variant name, a ``.keras`` file, a training ``model_dir`` or a built model, ready to export.
@@ -78,7 +88,7 @@ def load_servable(model: str | keras.Model, weights: str | None = "imagenet", im
     The image size and crop come from the variant (its resolution), the training run (its evaluation size and
     crop) or the model's static input shape; ``image_size`` / ``crop_fraction`` override them.
     """
-    from efficientnet_keras.models import _BY_NAME, VARIANTS, create_model, get_variant
+    from efficientnet_keras.models import create_model, get_variant
 
     run: dict = {}
     if isinstance(model, keras.Model):
@@ -97,7 +107,7 @@ def load_servable(model: str | keras.Model, weights: str | None = "imagenet", im
         if not os.path.exists(model):
             raise ValueError(f"Model file not found: {model}")
         net = keras.saving.load_model(model)
-    elif isinstance(model, str) and (model in VARIANTS or model in _BY_NAME):
+    elif isinstance(model, str) and _is_variant(model):
         net = create_model(model, weights=weights)
         run = {"eval_size": get_variant(model).resolution}
     else:

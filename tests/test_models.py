@@ -67,7 +67,10 @@ def test_matches_keras_applications_with_top(variant, tmp_path):
     expected = _run(ref, x)
     np.testing.assert_allclose(_run(ours, x), expected, atol=1e-4, rtol=0)
 
-    # A .weights.h5 file saved by the keras.applications model loads unchanged through weights=<path>.
+    # A .weights.h5 file saved by the keras.applications model loads unchanged through weights=<path> (the same
+    # loader for every variant: checked up to the mid-size ones, where a third build of the model stays cheap).
+    if ref.count_params() > 25_000_000:
+        return
     path = str(tmp_path / "ref.weights.h5")
     ref.save_weights(path)
     loaded = getattr(ek, variant)(**{**kwargs, "weights": path})
