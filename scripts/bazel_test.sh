@@ -9,8 +9,8 @@ if ! command -v bazel >/dev/null || [ ! -d /usr/share/bazel/rules/java ]; then
     (apt-get update -qq && apt-get install -y -qq bazel-bootstrap bazel-rules-java) >/dev/null 2>&1 || true
   fi
 fi
-if ! command -v bazel >/dev/null; then
-  echo "note: bazel (Debian's bazel-bootstrap) is not installed; the Bazel targets were not run"
+if ! command -v bazel >/dev/null || [ ! -d /usr/share/bazel/rules/java ]; then
+  echo "note: Debian's bazel-bootstrap / bazel-rules-java are not installed; the Bazel targets were not run"
   exit 0
 fi
 export PATH="$PWD/.venv/bin:$PATH"
