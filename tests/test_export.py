@@ -77,7 +77,7 @@ def test_fold_batchnorm_removes_every_batchnorm_and_keeps_outputs(variant):
     assert np.abs(expected).max() > 0.1  # the logits are not trivially small
 
 
-def test_fold_batchnorm_leaves_what_it_cannot_fold():
+def test_fold_batchnorm_leaves_what_it_cannot_fold(tmp_path):
     inputs = keras.Input((8, 8, 3))
     conv = keras.layers.Conv2D(4, 3, name="shared_conv")(inputs)
     a = keras.layers.BatchNormalization(name="bn_after_shared")(conv)  # conv output also feeds the add
@@ -89,6 +89,10 @@ def test_fold_batchnorm_leaves_what_it_cannot_fold():
     folded = export.fold_batchnorm(model)
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
     np.testing.assert_allclose(folded(x).numpy(), model(x).numpy(), atol=1e-5)
+    folded.save(tmp_path / "folded.keras")  # the folded model saves and loads like any other
+    reloaded = keras.saving.load_model(tmp_path / "folded.keras")
+    assert type(reloaded.get_layer("bn_ok")).__name__ == "FoldedBatchNorm"
+    np.testing.assert_allclose(reloaded(x).numpy(), model(x).numpy(), atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------- SavedModel
