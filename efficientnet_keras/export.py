@@ -212,7 +212,10 @@ def _prepare_output(path: str, overwrite: bool) -> None:
         if not overwrite:
             raise ValueError(f"{path} already exists and is not empty; pass overwrite=True (--overwrite) to replace "
                              "it, or choose another version.")
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
 
 
 def serving_functions(servable: Servable, top_k: int = 5) -> dict[str, tuple[Callable, list]]:

@@ -304,3 +304,16 @@ def test_tflite_int8_agrees_with_float(lite0, tmp_path):
         export.export_tflite(lite0, str(tmp_path / "bad.tflite"), "int8")
     with pytest.raises(ValueError, match="must end with .tflite"):
         export.export_tflite(lite0, str(tmp_path / "bad.tfl"))
+
+
+def test_calibration_images_from_a_folder_and_a_dataset(tmp_path, encoded_photos):
+    for name, encoded in encoded_photos.items():
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        (tmp_path / "sub" / name).write_bytes(encoded)
+    images = export.calibration_images(str(tmp_path), 64)
+    assert images.shape == (3, 64, 64, 3) and images.dtype == np.float32 and 0 <= images.min() < images.max() <= 255
+    digits = export.calibration_images("digits", 32, limit=5)
+    assert digits.shape == (5, 32, 32, 3)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="No JPEG/PNG/BMP/GIF images below"):
+        export.calibration_images(str(tmp_path / "empty"), 32)
