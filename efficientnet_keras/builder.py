@@ -18,7 +18,7 @@ from keras import layers
 
 from efficientnet_keras import block_args as block_args_lib
 from efficientnet_keras.block_args import BlockArgs
-from efficientnet_keras.layers import AdjustableDropout, StochasticDepth, TOP_DROPOUT_NAME
+from efficientnet_keras.layers import AdjustableDropout, BatchNormalization, StochasticDepth, TOP_DROPOUT_NAME
 
 __all__ = ["Family", "V1", "V2", "LITE", "build_efficientnet", "round_filters", "round_repeats", "MIN_INPUT_SIZE"]
 
@@ -194,7 +194,7 @@ class _Builder:
 
     def bn(self, x, name: str):
         f = self.family
-        return layers.BatchNormalization(axis=self.bn_axis, momentum=f.bn_momentum, epsilon=f.bn_epsilon, name=name)(x)
+        return BatchNormalization(axis=self.bn_axis, momentum=f.bn_momentum, epsilon=f.bn_epsilon, name=name)(x)
 
     def conv_bn_act(self, x, filters: int, kernel_size: int, strides: int, prefix: str, act: bool = True):
         """conv -> BN -> activation, named ``<prefix>conv``, ``<prefix>bn``, ``<prefix>activation``."""

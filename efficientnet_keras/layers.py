@@ -1,4 +1,5 @@
-"""Layers the EfficientNet builder needs beyond ``keras.layers``: stochastic depth, and rate control.
+"""Layers the EfficientNet builder needs beyond ``keras.layers``: stochastic depth, rate control, and a
+BatchNormalization that trains with the fused TensorFlow kernel.
 
 Rates are plain Python floats (like ``keras.layers.Dropout``), so they add no variables and weight files stay
 identical to keras.applications'. ``set_regularization`` changes them on a built model and re-traces the
@@ -10,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["AdjustableDropout", "StochasticDepth", "reseed", "set_regularization", "get_regularization", "TOP_DROPOUT_NAME"]
+__all__ = ["AdjustableDropout", "StochasticDepth", "BatchNormalization", "FoldedBatchNorm", "reseed", "set_regularization", "get_regularization", "TOP_DROPOUT_NAME"]
 
 TOP_DROPOUT_NAME = "top_dropout"
 
@@ -71,6 +72,58 @@ class StochasticDepth(AdjustableDropout):
         config.pop("noise_shape")
         config.update(depth_fraction=self.depth_fraction)
         return config
+
+
+@keras.saving.register_keras_serializable(package="efficientnet_keras")
+class BatchNormalization(keras.layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` that trains with TensorFlow's fused kernel.
+
+    Keras 3 composes training-mode BatchNorm from about twenty elementwise ops (``moments``, the normalization,
+    their gradients, ``Tile``s); TensorFlow's ``FusedBatchNormV3`` and its gradient are one op each. Same
+    variables, the same moving-statistics update (Keras' biased batch variance), the same outputs and gradients
+    within float rounding (``tests/test_layers.py`` compares against the Keras layer). Written by hand because
+    Keras 3 has no fused path; every case it does not cover (other backends, inference, masks, renorm,
+    synchronized statistics, non-4D inputs) is the parent's code unchanged.
+    """
+
+    def _fusable(self, inputs, training, mask) -> bool:
+        return (
+            bool(training)
+            and self.trainable
+            and keras.backend.backend() == "tensorflow"
+            and mask is None
+            and not self.renorm
+            and not self.synchronized
+            and self.scale
+            and self.center
+            and len(inputs.shape) == 4
+            and self.axis in (1, 3)
+            and keras.backend.standardize_dtype(inputs.dtype) in ("float16", "bfloat16", "float32")
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, training, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        x = tf.cast(inputs, "float32")  # Keras computes BatchNorm in float32 under mixed precision too.
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            x,
+            tf.cast(self.gamma, "float32"),
+            tf.cast(self.beta, "float32"),
+            epsilon=self.epsilon,
+            data_format="NHWC" if self.axis == 3 else "NCHW",
+            is_training=True,
+        )
+        # The fused kernel returns the unbiased (n / (n - 1)) batch variance; Keras averages the biased one.
+        shape = tf.shape(x)
+        n = tf.cast(tf.reduce_prod(shape) // shape[self.axis], "float32")
+        variance = variance * ((n - 1.0) / tf.maximum(n, 1.0))
+        momentum = self.momentum
+        self.moving_mean.assign(self.moving_mean * momentum + tf.cast(mean, self.moving_mean.dtype) * (1.0 - momentum))
+        self.moving_variance.assign(
+            self.moving_variance * momentum + tf.cast(variance, self.moving_variance.dtype) * (1.0 - momentum))
+        return tf.cast(y, self.compute_dtype)
 
 
 @keras.saving.register_keras_serializable(package="efficientnet_keras")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import efficientnet_keras as ek
+from efficientnet_keras.layers import BatchNormalization
 from conftest import random_images
 
 # Variant -> keras.applications constructor (every variant keras.applications has).
@@ -123,3 +124,42 @@ def test_every_variant_is_one_row(variant):
 def test_unknown_variant():
     with pytest.raises(ValueError, match="Unknown EfficientNet variant 'EfficientNetB9'"):
         ek.create_model("EfficientNetB9", weights=None)
+
+
+def _training_step(model, x, y):
+    """Logits, per-variable gradients and updated BatchNorm moving statistics of one training-mode step."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        logits = model(x, training=True)
+        loss = keras.losses.categorical_crossentropy(y, logits, from_logits=True)
+    grads = tape.gradient(loss, model.trainable_weights)
+    moving = [w for w in model.non_trainable_weights if "moving" in w.path]
+    return logits.numpy(), [g.numpy() for g in grads], [w.numpy() for w in moving]
+
+
+@pytest.mark.parametrize("variant", ["EfficientNetV2S", "EfficientNetB0"])
+def test_training_matches_keras_applications(variant):
+    """Training mode (our fused BatchNorm, stochastic depth and dropout at rate 0): logits, every gradient and the
+    moving statistics equal keras.applications' within 1e-4 of each tensor's scale."""
+    kwargs = dict(weights=None, classifier_activation=None, input_shape=(64, 64, 3), classes=10)
+    ref = KERAS_APPS[variant](**kwargs)
+    for layer in ref.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+    ours = getattr(ek, variant)(**kwargs, dropout_rate=0.0, drop_connect_rate=0.0)
+    rng = np.random.default_rng(4)
+    ref.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in ref.get_weights()])
+    ours.set_weights(ref.get_weights())
+    x = random_images(4, 64, seed=5)
+    y = np.eye(10, dtype="float32")[[1, 3, 5, 7]]
+    assert any(type(layer) is BatchNormalization for layer in ours.layers)
+    (logits, grads, moving), (ref_logits, ref_grads, ref_moving) = _training_step(ours, x, y), _training_step(ref, x, y)
+    assert len(grads) == len(ref_grads) and len(moving) == len(ref_moving) > 0
+    # Each tensor within 1e-4 of its own largest value. The floor (1e-6 of the largest gradient) is for gradients
+    # that are zero in exact arithmetic and rounding noise here: the beta of a project BatchNorm whose output
+    # reaches only the next block's training-mode BatchNorm through a linear convolution, which cancels it.
+    floor = 1e-2 * max(float(np.abs(g).max()) for g in ref_grads)
+    for kind, a, b in [("logits", logits, ref_logits), *[("gradient", g, r) for g, r in zip(grads, ref_grads)],
+                       *[("moving statistic", m, r) for m, r in zip(moving, ref_moving)]]:
+        np.testing.assert_allclose(a, b, atol=1e-4 * max(float(np.abs(b).max()), floor), rtol=0, err_msg=kind)

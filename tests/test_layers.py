@@ -1,0 +1,75 @@
+"""The fused-kernel BatchNormalization against keras.layers.BatchNormalization (the reference)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from efficientnet_keras.layers import BatchNormalization
+
+
+def _pair(axis, **kwargs):
+    ours, ref = BatchNormalization(axis=axis, **kwargs), keras.layers.BatchNormalization(axis=axis, **kwargs)
+    return ours, ref
+
+
+def _step(layer, x, training, jit=False):
+    """Output, gradients (input, gamma, beta) of a weighted sum, and the moving statistics after the call."""
+    weights = tf.constant(np.random.default_rng(1).normal(size=x.shape), tf.float32)
+
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=training)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+        return (y, *tape.gradient(loss, [x, layer.gamma, layer.beta]))
+
+    outputs = tf.function(run, jit_compile=True)(x) if jit else run(x)
+    return [np.asarray(o, "float32") for o in outputs] + [layer.moving_mean.numpy(), layer.moving_variance.numpy()]
+
+
+@pytest.mark.parametrize("axis,shape,jit", [(3, (4, 6, 5, 8), False), (1, (3, 8, 7, 5), False),
+                                            (3, (2, 1, 1, 16), False), (3, (4, 6, 5, 8), True)])
+@pytest.mark.parametrize("training", [True, False])
+def test_matches_keras_batchnorm(axis, shape, jit, training):
+    x = tf.constant(np.random.default_rng(0).normal(2.0, 3.0, shape), tf.float32)
+    ours, ref = _pair(axis, momentum=0.9, epsilon=1e-3)
+    ours.build(shape), ref.build(shape)
+    rng = np.random.default_rng(2)
+    ref.set_weights([w + rng.uniform(0.1, 1.0, w.shape).astype("float32") for w in ref.get_weights()])
+    ours.set_weights(ref.get_weights())
+    before = ours.moving_variance.numpy()
+    for a, b in zip(_step(ours, x, training, jit), _step(ref, x, training, jit)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(np.abs(b).max()))
+    # Training moves the statistics towards the batch's (so the comparison above covers the update); inference not.
+    assert np.allclose(ours.moving_variance.numpy(), before) != training
+
+
+def test_mixed_precision_matches_keras_batchnorm():
+    x = tf.constant(np.random.default_rng(0).normal(size=(4, 5, 5, 8)), tf.float16)
+    ours, ref = _pair(3, dtype="mixed_float16")
+    ours.build(x.shape), ref.build(x.shape)
+    y_ours, y_ref = ours(x, training=True), ref(x, training=True)
+    assert y_ours.dtype == y_ref.dtype == tf.float16
+    np.testing.assert_allclose(y_ours.numpy(), y_ref.numpy(), atol=2e-3)
+    np.testing.assert_allclose(ours.moving_variance.numpy(), ref.moving_variance.numpy(), rtol=1e-3)
+
+
+def test_falls_back_to_keras_where_it_cannot_fuse():
+    """A 2D input (BatchNorm after Dense) is the parent's code; a frozen layer normalizes with moving statistics."""
+    x = tf.constant(np.random.default_rng(0).normal(size=(6, 4)), tf.float32)
+    ours, ref = _pair(-1)
+    np.testing.assert_allclose(ours(x, training=True).numpy(), ref(x, training=True).numpy(), atol=1e-5)
+    frozen = BatchNormalization()
+    frozen.build((2, 3, 3, 4))
+    frozen.trainable = False
+    images = tf.constant(np.random.default_rng(1).normal(size=(2, 3, 3, 4)), tf.float32)
+    np.testing.assert_allclose(frozen(images, training=True).numpy(), images.numpy() / np.sqrt(1 + 1e-3), rtol=1e-5)
+
+
+def test_saves_and_loads(tmp_path):
+    inputs = keras.Input((4, 4, 3))
+    model = keras.Model(inputs, BatchNormalization(name="bn")(inputs))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert type(loaded.get_layer("bn")) is BatchNormalization
