@@ -7,11 +7,11 @@ Prints one row per size: pipeline img/s, train-step img/s, and their ratio (the 
 
 import time
 
+import efficientnet_keras as ek  # first: its TensorFlow defaults apply before TensorFlow starts
 import keras
 import numpy as np
 from absl import app, flags
 
-import efficientnet_keras as ek
 from efficientnet_keras import data
 
 flags.DEFINE_string("dataset", "digits", "Dataset name (see efficientnet_keras.data.load_source).")

@@ -16,6 +16,7 @@ import os
 import tempfile
 import time
 
+import efficientnet_keras  # noqa: F401  (first: its TensorFlow defaults apply before TensorFlow starts)
 import keras
 from absl import app, flags
 

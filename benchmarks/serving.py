@@ -9,6 +9,7 @@ models, and the table gives the median images/s, the spread (min..max) and the m
 import statistics
 import time
 
+import efficientnet_keras  # noqa: F401  (first: its TensorFlow defaults apply before TensorFlow starts)
 import numpy as np
 import tensorflow as tf
 from absl import app, flags

