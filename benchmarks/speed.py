@@ -1,21 +1,23 @@
 """Images/s of our models against keras.applications: inference and training steps, per Keras backend, one command.
 
     .venv/bin/python benchmarks/speed.py                       # every workload, every installed backend
-    .venv/bin/python benchmarks/speed.py --workloads=v2s_train --repeats=7
+    .venv/bin/python benchmarks/speed.py --workloads=v2s_train --configs=keras,ours --repeats=7
 
-Each configuration runs in its own process (the Keras backend and TensorFlow's oneDNN switch are fixed when a
-process imports them):
+Each configuration is its own process (a process fixes its Keras backend and TensorFlow's oneDNN switch when it
+imports them):
 
 - ``keras``: TensorFlow backend as a keras.applications user gets it (Keras imported first: TensorFlow's own
   oneDNN default, off on CPUs without AVX-512). The baseline of every ratio.
 - ``ours``: TensorFlow backend as an ``efficientnet_keras`` user gets it (the package imported first: oneDNN on).
 - ``torch`` / ``jax``: the Keras backend of that name, where installed.
 
-In every process keras.applications and our model are measured interleaved (repetition by repetition, median and
-min..max of ``--repeats``), so the in-process ratio compares like with like; the headline ratio divides our model
-in ``ours`` by keras.applications in ``keras`` (two processes of the same command, one after the other).
-FLOPs are the papers' multiply-adds x 2 (a training step: x 3, forward + two backward products); the machine's
-peak is a float32 matmul measured in the same process.
+All processes hold their models at once and take turns: repetition r runs keras.applications and our model in
+``keras``, then in ``ours``, then in ``torch``..., while the others wait idle. So every number of a table row is
+measured interleaved with every other, and the machine's drift hits them alike. Cells are the median and
+min..max of ``--repeats``; ratios are medians of per-repetition ratios against keras.applications in ``keras``.
+FLOPs are the papers' multiply-adds x 2 (a training step: x 3, the forward and two backward products); the
+machine's peak is a float32 2048^2 matmul measured in each process.
+The XLA rows (``--xla_sizes``) time our V2-B0 train step with ``jit_compile`` off and on, in ``ours``.
 """
 
 from __future__ import annotations
@@ -30,14 +32,14 @@ import time
 
 from absl import app, flags
 
-# name: (variant, keras.applications constructor, image size, batch, "infer" | "train")
+# name: (variant = keras.applications constructor, image size, batch, "infer" | "train")
 WORKLOADS = {
-    "b0_infer": ("EfficientNetB0", "EfficientNetB0", 224, 32, "infer"),
-    "v2b0_infer": ("EfficientNetV2B0", "EfficientNetV2B0", 224, 32, "infer"),
-    "v2s_infer": ("EfficientNetV2S", "EfficientNetV2S", 128, 16, "infer"),
-    "b0_train": ("EfficientNetB0", "EfficientNetB0", 128, 32, "train"),
-    "v2b0_train": ("EfficientNetV2B0", "EfficientNetV2B0", 128, 32, "train"),
-    "v2s_train": ("EfficientNetV2S", "EfficientNetV2S", 128, 16, "train"),
+    "b0_infer": ("EfficientNetB0", 224, 32, "infer"),
+    "v2b0_infer": ("EfficientNetV2B0", 224, 32, "infer"),
+    "v2s_infer": ("EfficientNetV2S", 224, 16, "infer"),
+    "b0_train": ("EfficientNetB0", 128, 32, "train"),
+    "v2b0_train": ("EfficientNetV2B0", 128, 32, "train"),
+    "v2s_train": ("EfficientNetV2S", 128, 16, "train"),
 }
 CONFIGS = {  # name: (KERAS_BACKEND, import efficientnet_keras before keras)
     "keras": ("tensorflow", False),
@@ -45,14 +47,16 @@ CONFIGS = {  # name: (KERAS_BACKEND, import efficientnet_keras before keras)
     "torch": ("torch", True),
     "jax": ("jax", True),
 }
+BASELINE = ("keras", "keras.applications")
 
 flags.DEFINE_list("workloads", list(WORKLOADS), f"Workloads: {', '.join(WORKLOADS)}.")
 flags.DEFINE_list("configs", list(CONFIGS), "Configurations (those whose backend is not installed are skipped).")
 flags.DEFINE_integer("repeats", 5, "Interleaved repetitions per model (median and spread are reported).")
 flags.DEFINE_integer("steps", 2, "Steps (calls) timed per repetition.")
-flags.DEFINE_list("xla_sizes", ["32", "64", "128"], "In 'ours': V2-B0 train step (batch 32) with and without "
-                  "XLA jit_compile at these sizes (empty: skip).")
-flags.DEFINE_string("child", None, "Internal: run one configuration in this process and print JSON lines.")
+flags.DEFINE_list("xla_sizes", ["32", "64", "128"], "V2-B0 train-step sizes (batch 32) timed with and without XLA "
+                  "jit_compile in 'ours' (empty: skip).")
+flags.DEFINE_bool("child", False, "Internal: serve one configuration's measurements over stdin/stdout.")
+flags.DEFINE_string("config", None, "Internal: the child's configuration.")
 FLAGS = flags.FLAGS
 
 
@@ -61,6 +65,8 @@ def _installed(backend: str) -> bool:
 
     return backend == "tensorflow" or importlib.util.find_spec(backend) is not None
 
+
+# ---- child: one configuration, commands on stdin, JSON on stdout --------------------------------------------------
 
 def _peak_gflops(keras) -> float:
     """float32 matmul GFLOP/s of this process's backend: the practical peak of the machine."""
@@ -75,136 +81,159 @@ def _peak_gflops(keras) -> float:
     return n * 2 * 2048**3 / (time.perf_counter() - start) / 1e9
 
 
-def _child(config: str) -> None:
-    backend, ours_first = CONFIGS[config]
+def _setup(keras, ek, task: dict) -> tuple[dict, int, int]:
+    """Step functions (already traced and warmed up) of one task, its batch size and FLOPs per image."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    if "xla_size" in task:
+        size, batch, classes = task["xla_size"], 32, 10
+        models = {}
+        for jit in (False, True):
+            model = ek.create_model("EfficientNetV2B0", weights=None, input_shape=(size, size, 3), classes=10)
+            model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy", jit_compile=jit)
+            models["xla" if jit else "no_xla"] = model
+        kind, flops = "train", 0
+    else:
+        variant, size, batch, kind = WORKLOADS[task["workload"]]
+        classes = 1000
+        shape = (size, size, 3)
+        models = {"keras.applications": getattr(keras.applications, variant)(weights=None, input_shape=shape),
+                  "ours": ek.create_model(variant, weights=None, input_shape=shape)}
+        flops = 2 * ek.count_flops(models["ours"]) * (3 if kind == "train" else 1)
+        if kind == "infer" and keras.backend.backend() == "tensorflow":
+            from efficientnet_keras.export import fold_batchnorm
+
+            models["ours, BN folded"] = fold_batchnorm(models["ours"])
+        if kind == "train":
+            for model in models.values():
+                model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy")
+    x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
+    y = np.eye(classes, dtype="float32")[rng.integers(0, classes, batch)]
+    steps = {key: (lambda m=m: m.train_on_batch(x, y)) if kind == "train" else (lambda m=m: m.predict_on_batch(x))
+             for key, m in models.items()}
+    for step in steps.values():
+        step()  # trace / compile
+        step()
+    return steps, batch, flops
+
+
+def _child() -> None:
+    backend, ours_first = CONFIGS[FLAGS.config]
     if ours_first:
         import efficientnet_keras  # noqa: F401  (sets its defaults before Keras starts TensorFlow)
     import keras
-    import numpy as np
 
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset") if backend == "tensorflow" else "n/a"
     import efficientnet_keras as ek
 
-    print(json.dumps({"config": config, "peak_gflops": _peak_gflops(keras), "onednn": onednn}), flush=True)
-    for name in FLAGS.workloads:
-        variant, app_name, size, batch, kind = WORKLOADS[name]
-        shape = (size, size, 3)
-        models = {"keras.applications": getattr(keras.applications, app_name)(weights=None, input_shape=shape),
-                  "ours": ek.create_model(variant, weights=None, input_shape=shape)}
-        flops = 2 * ek.count_flops(models["ours"]) * (3 if kind == "train" else 1)
-        rng = np.random.default_rng(0)
-        x = rng.uniform(0, 255, (batch, *shape)).astype("float32")
-        y = np.eye(1000, dtype="float32")[rng.integers(0, 1000, batch)]
-        steps = {}
-        for key, model in models.items():
-            if kind == "train":
-                model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy")
-                steps[key] = lambda m=model: m.train_on_batch(x, y)
-            else:
-                steps[key] = lambda m=model: m.predict_on_batch(x)
-            steps[key]()  # trace / compile
-            steps[key]()
-        rates = _interleaved(steps, batch)
-        print(json.dumps({"config": config, "workload": name, "flops": flops, "rates": rates}), flush=True)
-    if config == "ours":
-        for size in map(int, FLAGS.xla_sizes):
-            print(json.dumps({"config": config, "xla_size": size, "rates": _xla_rates(keras, ek, size)}), flush=True)
+    _reply({"peak_gflops": _peak_gflops(keras), "onednn": onednn})
+    steps, batch = {}, 0
+    for line in sys.stdin:
+        task = json.loads(line)
+        if task["op"] == "setup":
+            steps = {}
+            steps, batch, flops = _setup(keras, ek, task)
+            _reply({"flops": flops})
+        else:  # one repetition: each model in turn
+            rates = {}
+            for key, step in steps.items():
+                start = time.perf_counter()
+                for _ in range(FLAGS.steps):
+                    step()
+                rates[key] = FLAGS.steps * batch / (time.perf_counter() - start)
+            _reply({"rates": rates})
 
 
-def _xla_rates(keras, ek, size: int, batch: int = 32) -> dict:
-    """Train-step images/s of V2-B0 at ``size`` with XLA off and on (interleaved); what jit_compile=auto is from."""
-    import numpy as np
-
-    x = np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype("float32")
-    y = np.eye(10, dtype="float32")[np.arange(batch) % 10]
-    steps = {}
-    for jit in (False, True):
-        model = ek.create_model("EfficientNetV2B0", weights=None, input_shape=(size, size, 3), classes=10)
-        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy", jit_compile=jit)
-        steps["xla" if jit else "no_xla"] = lambda m=model: m.train_on_batch(x, y)
-        for _ in range(2):
-            steps["xla" if jit else "no_xla"]()
-    return _interleaved(steps, batch)
+def _reply(record: dict) -> None:
+    print(json.dumps(record), flush=True)
 
 
-def _interleaved(steps: dict, batch: int) -> dict[str, list[float]]:
-    """Images/s of each step function, repetition by repetition in turn (so drift hits all of them alike)."""
-    rates = {key: [] for key in steps}
+# ---- parent: start the configurations, make them take turns, print the table ------------------------------------
+
+class _Config:
+    def __init__(self, name: str):
+        self.name = name
+        env = {**os.environ, "KERAS_BACKEND": CONFIGS[name][0], "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+        self.errors = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen([sys.executable, __file__, "--child", f"--config={name}", f"--steps={FLAGS.steps}"],
+                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
+                                     text=True)
+        self.info = self.read()
+
+    def ask(self, task: dict) -> dict:
+        self.proc.stdin.write(json.dumps(task) + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.errors.seek(0)
+            raise SystemExit(f"configuration {self.name!r} failed:\n{self.errors.read()[-3000:]}")
+        return json.loads(line)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def _measure(configs: list[_Config], task: dict) -> tuple[dict, dict]:
+    """Per config: FLOPs and {model: [images/s per repetition]}, the configs taking turns each repetition."""
+    flops = {c.name: c.ask({"op": "setup", **task})["flops"] for c in configs}
+    rates = {c.name: {} for c in configs}
     for _ in range(FLAGS.repeats):
-        for key, step in steps.items():
-            start = time.perf_counter()
-            for _ in range(FLAGS.steps):
-                step()
-            rates[key].append(FLAGS.steps * batch / (time.perf_counter() - start))
-    return rates
-
-
-def _run_config(config: str) -> list[dict]:
-    backend, _ = CONFIGS[config]
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.pop("TF_ENABLE_ONEDNN_OPTS", None)
-    args = [sys.executable, __file__, f"--child={config}", f"--workloads={','.join(FLAGS.workloads)}",
-            f"--repeats={FLAGS.repeats}", f"--steps={FLAGS.steps}", f"--xla_sizes={','.join(FLAGS.xla_sizes)}"]
-    records = []
-    with tempfile.TemporaryFile("w+") as errors:
-        with subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=errors, text=True) as child:
-            for line in child.stdout:  # streamed: one line of progress per measured workload
-                if line.startswith("{"):
-                    records.append(json.loads(line))
-                    print(f"  {config}: {line.strip()}", flush=True)
-        if child.returncode:
-            errors.seek(0)
-            raise SystemExit(f"configuration {config!r} failed:\n{errors.read()[-3000:]}")
-    return records
+        for c in configs:
+            for key, rate in c.ask({"op": "run"})["rates"].items():
+                rates[c.name].setdefault(key, []).append(rate)
+    return flops, rates
 
 
 def _cell(rates: list[float]) -> str:
-    return f"{statistics.median(rates):6.1f} ({min(rates):.1f}..{max(rates):.1f})"
+    return f"{statistics.median(rates):.1f} ({min(rates):.1f}..{max(rates):.1f})"
+
+
+def _ratio(rates: list[float], base: list[float]) -> str:
+    return f"{statistics.median(r / b for r, b in zip(rates, base)):.2f}x"
 
 
 def main(argv):
     if FLAGS.child:
-        return _child(FLAGS.child)
-    unknown = set(FLAGS.workloads) - set(WORKLOADS) | set(FLAGS.configs) - set(CONFIGS)
+        return _child()
+    unknown = (set(FLAGS.workloads) - set(WORKLOADS)) | (set(FLAGS.configs) - set(CONFIGS))
     if unknown:
         raise SystemExit(f"Unknown workload/configuration: {', '.join(sorted(unknown))}.")
-    results, peaks, xla = {}, {}, {}
-    for config in FLAGS.configs:
-        if not _installed(CONFIGS[config][0]):
-            print(f"[{config}: Keras backend {CONFIGS[config][0]!r} not installed, skipped]")
+    configs = []
+    for name in FLAGS.configs:
+        if not _installed(CONFIGS[name][0]):
+            print(f"[{name}: Keras backend {CONFIGS[name][0]!r} not installed, skipped]")
             continue
-        for record in _run_config(config):
-            if "peak_gflops" in record:
-                peaks[config] = record["peak_gflops"]
-                print(f"[{config}: backend {CONFIGS[config][0]}, TF_ENABLE_ONEDNN_OPTS at start: {record['onednn']}, "
-                      f"float32 matmul peak {record['peak_gflops']:.0f} GFLOP/s]", flush=True)
-            elif "xla_size" in record:
-                xla[record["xla_size"]] = record["rates"]
-            else:
-                results[(config, record["workload"])] = record
-    print(f"\n{'workload':<11} {'config':<6} {'keras.applications img/s':>25} {'ours img/s':>22} "
-          f"{'ours/keras':>10} {'ours GFLOP/s':>12} {'% peak':>6}")
-    for name in FLAGS.workloads:
-        for config in FLAGS.configs:
-            record = results.get((config, name))
-            if record is None:
-                continue
-            ka, ours = record["rates"]["keras.applications"], record["rates"]["ours"]
-            ratio = statistics.median(o / k for o, k in zip(ours, ka))
-            gflops = statistics.median(ours) * record["flops"] / 1e9
-            print(f"{name:<11} {config:<6} {_cell(ka):>25} {_cell(ours):>22} {ratio:>9.2f}x {gflops:>12.1f} "
-                  f"{100 * gflops / peaks[config]:>5.0f}%")
-    print("\nHeadline (ours in 'ours' vs keras.applications in 'keras', TensorFlow backend):")
-    for name in FLAGS.workloads:
-        if ("ours", name) in results and ("keras", name) in results:
-            ours = statistics.median(results[("ours", name)]["rates"]["ours"])
-            base = statistics.median(results[("keras", name)]["rates"]["keras.applications"])
-            print(f"  {name:<11} {ours:6.1f} / {base:6.1f} img/s = {ours / base:.2f}x")
-    if xla:
-        print("\nXLA jit_compile on this machine (ours, V2-B0 train step, batch 32):")
-        for size, rates in sorted(xla.items()):
-            ratio = statistics.median(j / n for j, n in zip(rates["xla"], rates["no_xla"]))
-            print(f"  {size:>4} px: no XLA {_cell(rates['no_xla'])}, XLA {_cell(rates['xla'])} img/s: XLA {ratio:.2f}x")
+        configs.append(_Config(name))
+        info = configs[-1].info
+        print(f"[{name}: backend {CONFIGS[name][0]}, TF_ENABLE_ONEDNN_OPTS when TensorFlow started: {info['onednn']}, "
+              f"float32 matmul {info['peak_gflops']:.0f} GFLOP/s]", flush=True)
+    peaks = {c.name: c.info["peak_gflops"] for c in configs}
+    print(f"\n{'workload':<11} {'config':<6} {'model':<20} {'images/s':>20} {'vs keras.applications':>22} "
+          f"{'GFLOP/s':>8} {'% peak':>6}", flush=True)
+    for workload in FLAGS.workloads:
+        flops, rates = _measure(configs, {"workload": workload})
+        base = rates.get(BASELINE[0], {}).get(BASELINE[1])
+        for config, by_model in rates.items():
+            for model, r in by_model.items():
+                gflops = statistics.median(r) * flops[config] / 1e9
+                print(f"{workload:<11} {config:<6} {model:<20} {_cell(r):>20} {_ratio(r, base) if base else '':>22} "
+                      f"{gflops:>8.1f} {100 * gflops / peaks[config]:>5.0f}%", flush=True)
+    ours = [c for c in configs if c.name == "ours"]
+    if ours and FLAGS.xla_sizes:
+        print("\nXLA jit_compile, our V2-B0 train step (batch 32), in 'ours':")
+        for size in map(int, FLAGS.xla_sizes):
+            _, rates = _measure(ours, {"xla_size": size})
+            r = rates["ours"]
+            print(f"  {size:>4} px: without {_cell(r['no_xla'])}, with {_cell(r['xla'])} images/s: "
+                  f"XLA {_ratio(r['xla'], r['no_xla'])}", flush=True)
+    for c in configs:
+        c.close()
 
 
 if __name__ == "__main__":
