@@ -138,28 +138,52 @@ def _training_step(model, x, y):
     return logits.numpy(), [g.numpy() for g in grads], [w.numpy() for w in moving]
 
 
+def _keras_applications_float64(variant, kwargs, weights):
+    keras.config.set_dtype_policy("float64")
+    try:
+        model = KERAS_APPS[variant](**kwargs)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert model.compute_dtype == "float64"
+    model.set_weights([w.astype("float64") for w in weights])
+    return model
+
+
 @pytest.mark.parametrize("variant", ["EfficientNetV2S", "EfficientNetB0"])
 def test_training_matches_keras_applications(variant):
-    """Training mode (our fused BatchNorm, stochastic depth and dropout at rate 0): logits, every gradient and the
-    moving statistics equal keras.applications' within 1e-4 of each tensor's scale."""
+    """Training mode (our fused BatchNorm; stochastic depth and dropout at rate 0): logits, every gradient and the
+    moving statistics within 1e-4 (of each tensor's scale) of keras.applications computed in float64, or no farther
+    from it than twice keras.applications' own float32 step; and within 3e-4 of that float32 step."""
     kwargs = dict(weights=None, classifier_activation=None, input_shape=(64, 64, 3), classes=10)
     ref = KERAS_APPS[variant](**kwargs)
-    for layer in ref.layers:
-        if isinstance(layer, keras.layers.Dropout):
-            layer.rate = 0.0
     ours = getattr(ek, variant)(**kwargs, dropout_rate=0.0, drop_connect_rate=0.0)
     rng = np.random.default_rng(4)
     ref.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in ref.get_weights()])
     ours.set_weights(ref.get_weights())
+    exact_model = _keras_applications_float64(variant, kwargs, ref.get_weights())
+    for model in (ref, exact_model):
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Dropout):
+                layer.rate = 0.0
     x = random_images(4, 64, seed=5)
     y = np.eye(10, dtype="float32")[[1, 3, 5, 7]]
     assert any(type(layer) is BatchNormalization for layer in ours.layers)
-    (logits, grads, moving), (ref_logits, ref_grads, ref_moving) = _training_step(ours, x, y), _training_step(ref, x, y)
-    assert len(grads) == len(ref_grads) and len(moving) == len(ref_moving) > 0
-    # Each tensor within 1e-4 of its own largest value. The floor (1e-6 of the largest gradient) is for gradients
-    # that are zero in exact arithmetic and rounding noise here: the beta of a project BatchNorm whose output
-    # reaches only the next block's training-mode BatchNorm through a linear convolution, which cancels it.
-    floor = 1e-2 * max(float(np.abs(g).max()) for g in ref_grads)
-    for kind, a, b in [("logits", logits, ref_logits), *[("gradient", g, r) for g, r in zip(grads, ref_grads)],
-                       *[("moving statistic", m, r) for m, r in zip(moving, ref_moving)]]:
-        np.testing.assert_allclose(a, b, atol=1e-4 * max(float(np.abs(b).max()), floor), rtol=0, err_msg=kind)
+
+    def flat(step):
+        logits, grads, moving = step
+        return [("logits", logits), *[("gradient", g) for g in grads], *[("moving statistic", m) for m in moving]]
+
+    got, ref32 = flat(_training_step(ours, x, y)), flat(_training_step(ref, x, y))
+    exact = flat(_training_step(exact_model, x.astype("float64"), y.astype("float64")))
+    assert len(got) == len(ref32) == len(exact) and sum(kind == "moving statistic" for kind, _ in got) > 0
+    # Scales: each tensor's largest value, floored at 1e-2 of the largest gradient for gradients that are zero in
+    # exact arithmetic (the beta of a project BatchNorm whose output reaches only the next block's training-mode
+    # BatchNorm through a linear convolution, which cancels it): those are pure rounding noise.
+    floor = 1e-2 * max(float(np.abs(t).max()) for kind, t in exact if kind == "gradient")
+    for (kind, a), (_, b), (_, e) in zip(got, ref32, exact):
+        scale = max(float(np.abs(e).max()), floor)
+        ours_error, keras_error = float(np.abs(a - e).max()), float(np.abs(b - e).max())
+        # float32 through 60+ blocks is itself only ~1e-4 accurate: keras.applications' own error reaches 7e-5.
+        assert ours_error <= max(1e-4 * scale, 2 * keras_error), \
+            f"{kind}: ours {ours_error:.3g}, keras.applications {keras_error:.3g}, scale {scale:.3g}"
+        np.testing.assert_allclose(a, b, atol=3e-4 * scale, rtol=0, err_msg=kind)
