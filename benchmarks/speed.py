@@ -132,7 +132,7 @@ def _child() -> None:
     for line in sys.stdin:
         task = json.loads(line)
         if task["op"] == "setup":
-            steps = {}
+            steps = {}  # release the previous task's models before building the next
             steps, batch, flops = _setup(keras, ek, task)
             _reply({"flops": flops})
         else:  # one repetition: each model in turn
