@@ -69,16 +69,16 @@ def _installed(backend: str) -> bool:
 # ---- child: one configuration, commands on stdin, JSON on stdout --------------------------------------------------
 
 def _peak_gflops(keras) -> float:
-    """float32 matmul GFLOP/s of this process's backend: the practical peak of the machine."""
+    """float32 matmul GFLOP/s of this process's backend, best of 7: the practical peak of the machine."""
     import numpy as np
 
     a = keras.ops.convert_to_tensor(np.random.default_rng(0).normal(size=(2048, 2048)).astype("float32"))
-    keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
-    start, n = time.perf_counter(), 5
-    for _ in range(n):
-        out = keras.ops.matmul(a, a)
-    keras.ops.convert_to_numpy(out)
-    return n * 2 * 2048**3 / (time.perf_counter() - start) / 1e9
+    best = 0.0
+    for _ in range(7):
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
+        best = max(best, 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def _setup(keras, ek, task: dict) -> tuple[dict, int, int]:
