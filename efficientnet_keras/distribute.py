@@ -104,7 +104,7 @@ def resolve_jit_compile(setting: str, kind: str) -> bool:
     """XLA: ``auto`` compiles on TPU/GPU and not on CPU, from measurement (``benchmarks/speed.py --xla_sizes``).
 
     On the 2-core development CPU XLA loses at every size, small ones included, where fused ops were expected to
-    cut per-op overhead: V2-B0 train step, batch 32, XLA/no-XLA 0.5x at 32 px, 0.2x at 64 and 128 px (plus
+    cut per-op overhead: V2-B0 train step, batch 32, XLA/no-XLA 0.49x at 32 px, 0.27x at 64, 0.18x at 128 px (plus
     30-50 s of compilation per image size, which progressive learning pays at each stage)."""
     if setting == "auto":
         return kind in ("tpu", "gpu") and keras.backend.backend() != "torch"
