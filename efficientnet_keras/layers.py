@@ -11,7 +11,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["AdjustableDropout", "StochasticDepth", "BatchNormalization", "FoldedBatchNorm", "reseed", "set_regularization", "get_regularization", "TOP_DROPOUT_NAME"]
+__all__ = ["AdjustableDropout", "StochasticDepth", "BatchNormalization", "FoldedBatchNorm", "reseed",
+           "set_regularization", "get_regularization", "TOP_DROPOUT_NAME"]
 
 TOP_DROPOUT_NAME = "top_dropout"
 

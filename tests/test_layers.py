@@ -9,8 +9,7 @@ from efficientnet_keras.layers import BatchNormalization
 
 
 def _pair(axis, **kwargs):
-    ours, ref = BatchNormalization(axis=axis, **kwargs), keras.layers.BatchNormalization(axis=axis, **kwargs)
-    return ours, ref
+    return BatchNormalization(axis=axis, **kwargs), keras.layers.BatchNormalization(axis=axis, **kwargs)
 
 
 def _step(layer, x, training, jit=False):
