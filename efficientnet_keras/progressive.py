@@ -5,9 +5,11 @@ depth, RandAugment magnitude, mixup alpha) interpolated linearly from the first 
 small images with weak regularization first, large images with strong regularization last.
 
 ``ProgressiveLearning`` is a Keras callback driving one ``fit`` run: at each epoch start it sets the stage of the
-input pipeline (image size, RandAugment, mixup), the model's dropout and stochastic depth (re-tracing the train
-step), and reseeds the augmenters from (seed, epoch) so a resumed run repeats an uninterrupted one. It adds the
-stage's settings to the epoch logs, so TensorBoard and CSV logs show them.
+input pipeline (image size, RandAugment, mixup), the model's dropout and stochastic depth, and reseeds the
+augmenters from (seed, epoch) so a resumed run repeats an uninterrupted one. It adds the stage's settings to the
+epoch logs, so TensorBoard and CSV logs show them. On TensorFlow a stage switch re-traces nothing: the dataset
+yields images of unknown size (one traced step serves every size) and the rates are run-time variables
+(``layers.set_regularization``).
 """
 
 from __future__ import annotations

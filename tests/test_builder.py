@@ -180,6 +180,34 @@ def test_set_regularization_takes_effect_inside_compiled_training():
     np.testing.assert_array_equal(a, b)
 
 
+def test_changing_rates_does_not_retrace_the_train_step():
+    """On TensorFlow, rates live in run-time variables after the first change: later changes (progressive stage
+    switches) are assignments that the already-traced step obeys, not re-traces (~20 s each for V2-B0 on CPU)."""
+    model = tiny(classes=3, classifier_activation=None, dropout_rate=0.0, drop_connect_rate=0.0)
+    weights = len(model.weights)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    traces = []
+    train_step = model.train_step
+    model.train_step = lambda data: traces.append(1) or train_step(data)  # runs once per trace
+    x, y = random_images(8, 64), np.arange(8) % 3
+
+    ek.set_regularization(model, dropout=0.0, stochastic_depth=0.0)
+    clean = _losses(model, x, y)
+    ek.set_regularization(model, dropout=0.9)
+    noisy = _losses(model, x, y)
+    ek.set_regularization(model, dropout=0.0, stochastic_depth=0.9)
+    deep = _losses(model, x, y)
+    ek.set_regularization(model, dropout=0.0, stochastic_depth=0.0)
+    again = _losses(model, x, y)
+
+    assert len(traces) == 1
+    assert noisy[0] != pytest.approx(clean[0], abs=1e-4) and noisy[0] != pytest.approx(noisy[1], abs=1e-6)
+    assert deep[0] != pytest.approx(clean[0], abs=1e-4) and deep[0] != pytest.approx(deep[1], abs=1e-6)
+    assert again == pytest.approx(clean, abs=1e-6)  # rate 0 from a variable is the exact identity
+    assert len(model.weights) == weights  # the rate variables are not weights: weight files are unchanged
+
+
 def test_set_regularization_inside_fit_from_a_callback():
     model = tiny(classes=3, classifier_activation=None, dropout_rate=0.0, drop_connect_rate=0.0)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0),

@@ -1,11 +1,12 @@
-"""The fused-kernel BatchNormalization against keras.layers.BatchNormalization (the reference)."""
+"""The layers against their references: fused-kernel BatchNormalization vs keras.layers.BatchNormalization, and
+run-time dropout rates vs keras.random.dropout."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from efficientnet_keras.layers import BatchNormalization
+from efficientnet_keras.layers import AdjustableDropout, BatchNormalization, StochasticDepth, _RuntimeRate
 
 
 def _pair(axis, **kwargs):
@@ -72,3 +73,16 @@ def test_saves_and_loads(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert type(loaded.get_layer("bn")) is BatchNormalization
+
+
+@pytest.mark.parametrize("layer_class", [AdjustableDropout, StochasticDepth])
+def test_rate_from_a_variable_draws_the_same_masks(layer_class):
+    """After ``set_regularization`` moves a rate into a variable, the layer drops exactly what it dropped before."""
+    x = np.random.default_rng(0).random((16, 5, 5, 3)).astype("float32")
+    kwargs = {"depth_fraction": 1.0} if layer_class is StochasticDepth else {}
+    static, runtime = layer_class(0.3, seed=7, **kwargs), layer_class(0.3, seed=7, **kwargs)
+    runtime._runtime_rate = _RuntimeRate(0.3, tf.distribute.get_strategy())
+    for _ in range(2):
+        expected, got = static(x, training=True), runtime(x, training=True)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+    assert 0 < np.mean(np.asarray(got) == 0) < 1

@@ -62,6 +62,9 @@ def test_stage_changes_are_observed_inside_fit():
                                   classifier_activation=None, dropout_rate=0.0, drop_connect_rate=0.0)
     loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss_fn)  # lr 0: the weights never change
+    traces = []
+    train_step = model.train_step
+    model.train_step = lambda data: traces.append(1) or train_step(data)  # runs once per trace
     callback = ProgressiveLearning(stages, epochs=4, state=state, seed=0, verbose=0)
     history = model.fit(ds, epochs=4, callbacks=[callback], verbose=0)
 
@@ -78,3 +81,5 @@ def test_stage_changes_are_observed_inside_fit():
     # The stage's settings reach the logs (TensorBoard, CSV).
     assert history.history["image_size"] == [32, 32, 48, 48]
     assert history.history["dropout"] == pytest.approx([0, 0, 0.9, 0.9])
+    # One traced train step served both stages: new sizes and rates needed no re-trace.
+    assert len(traces) == 1
