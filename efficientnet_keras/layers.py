@@ -224,17 +224,18 @@ def get_regularization(model: keras.Model) -> dict[str, float]:
     return {"dropout": top.rate if top is not None else 0.0, "stochastic_depth": max_rate}
 
 
-def _set_rate(model: keras.Model, layer: AdjustableDropout, rate: float) -> bool:
+def _set_rate(model: keras.Model, layer: keras.layers.Layer, rate: float) -> bool:
     """Set ``layer``'s rate; True when traced functions must be re-traced for it to take effect."""
-    if layer._runtime_rate is not None:  # TensorFlow, after the first call: an assignment, no re-trace
-        layer._runtime_rate.variable.assign(rate)
+    runtime = getattr(layer, "_runtime_rate", None)
+    if runtime is not None:  # TensorFlow, after the first call: an assignment, no re-trace
+        runtime.variable.assign(rate)
         layer.rate = rate
         return False
-    if keras.backend.backend() == "tensorflow":
+    if isinstance(layer, AdjustableDropout) and keras.backend.backend() == "tensorflow":
         layer._runtime_rate = _RuntimeRate(rate, model.distribute_strategy)
         layer.rate = rate
         return True
-    changed = rate != layer.rate
+    changed = rate != layer.rate  # other backends, or a keras.layers.Dropout (keras.applications' top)
     layer.rate = rate
     return changed
 

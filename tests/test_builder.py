@@ -208,6 +208,14 @@ def test_changing_rates_does_not_retrace_the_train_step():
     assert len(model.weights) == weights  # the rate variables are not weights: weight files are unchanged
 
 
+def test_set_regularization_on_a_keras_dropout_top():
+    """keras.applications models end in ``keras.layers.Dropout(name="top_dropout")``: its rate changes too."""
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dropout(0.2, name="top_dropout")(inputs)))
+    ek.set_regularization(model, dropout=0.5)
+    assert ek.get_regularization(model)["dropout"] == 0.5
+
+
 def test_set_regularization_inside_fit_from_a_callback():
     model = tiny(classes=3, classifier_activation=None, dropout_rate=0.0, drop_connect_rate=0.0)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0),
