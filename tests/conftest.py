@@ -25,3 +25,11 @@ def rng():
 def random_images(n: int, size: int, channels: int = 3, seed: int = 0) -> np.ndarray:
     """Random RGB-range images, the input the models take."""
     return np.random.default_rng(seed).uniform(0, 255, (n, size, size, channels)).astype("float32")
+
+
+def count_traces(model) -> list:
+    """A list that grows by one each time ``model``'s train step is traced (``train_step`` runs once per trace)."""
+    traces = []
+    train_step = model.train_step
+    model.train_step = lambda data: traces.append(1) or train_step(data)
+    return traces

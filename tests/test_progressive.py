@@ -9,6 +9,7 @@ import efficientnet_keras as ek
 from efficientnet_keras import data
 from efficientnet_keras.data import Stage, StageState
 from efficientnet_keras.progressive import PRESETS, ProgressiveConfig, ProgressiveLearning, stage_for_epoch
+from conftest import count_traces
 
 TINY = ["r2_k3_s1_e1_i16_o16_c1", "r2_k3_s2_e4_i16_o24_c1", "r1_k3_s2_e4_i24_o32_se0.25", "r1_k3_s2_e4_i32_o48",
         "r1_k3_s2_e4_i48_o64"]
@@ -62,9 +63,7 @@ def test_stage_changes_are_observed_inside_fit():
                                   classifier_activation=None, dropout_rate=0.0, drop_connect_rate=0.0)
     loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss_fn)  # lr 0: the weights never change
-    traces = []
-    train_step = model.train_step
-    model.train_step = lambda data: traces.append(1) or train_step(data)  # runs once per trace
+    traces = count_traces(model)
     callback = ProgressiveLearning(stages, epochs=4, state=state, seed=0, verbose=0)
     history = model.fit(ds, epochs=4, callbacks=[callback], verbose=0)
 
