@@ -226,18 +226,16 @@ def get_regularization(model: keras.Model) -> dict[str, float]:
 
 def _set_rate(model: keras.Model, layer: keras.layers.Layer, rate: float) -> bool:
     """Set ``layer``'s rate; True when traced functions must be re-traced for it to take effect."""
+    changed = rate != layer.rate
+    layer.rate = rate
     runtime = getattr(layer, "_runtime_rate", None)
     if runtime is not None:  # TensorFlow, after the first call: an assignment, no re-trace
         runtime.variable.assign(rate)
-        layer.rate = rate
         return False
     if isinstance(layer, AdjustableDropout) and keras.backend.backend() == "tensorflow":
         layer._runtime_rate = _RuntimeRate(rate, model.distribute_strategy)
-        layer.rate = rate
         return True
-    changed = rate != layer.rate  # other backends, or a keras.layers.Dropout (keras.applications' top)
-    layer.rate = rate
-    return changed
+    return changed  # other backends, or a keras.layers.Dropout (keras.applications' top)
 
 
 def _find_top_dropout(model: keras.Model):
