@@ -11,8 +11,8 @@ import os
 
 import keras
 
-__all__ = ["STRATEGIES", "make_strategy", "tpu_available", "resolve_mixed_precision", "resolve_jit_compile",
-           "device_kind"]
+__all__ = ["STRATEGIES", "make_strategy", "is_chief", "all_workers_ok", "tpu_available", "resolve_mixed_precision",
+           "resolve_jit_compile", "device_kind"]
 
 STRATEGIES = ("auto", "tpu", "mirrored", "multiworker", "default")
 
@@ -42,7 +42,8 @@ def make_strategy(name: str = "auto", cpu_devices: int = 0):
 
     ``auto``: TPU if one is reachable, else MirroredStrategy over 2+ GPUs, else the default strategy.
     ``mirrored`` with ``cpu_devices=N`` splits the CPU into N logical devices (for tests and debugging).
-    ``multiworker`` is refused with the reason (Keras 3.15's ``fit`` does not support it).
+    ``multiworker``: MultiWorkerMirroredStrategy over the cluster in ``TF_CONFIG``, made usable by ``Model.fit``
+    (see ``_multi_worker_strategy``).
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}.")
@@ -66,14 +67,7 @@ def make_strategy(name: str = "auto", cpu_devices: int = 0):
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     if name == "multiworker":
-        # Kept as a name so that the flag and its error stay stable; tests/test_train.py has a strict-xfail
-        # reproduction that starts passing when Keras fixes this, and then this branch returns the strategy.
-        raise ValueError(
-            "strategy='multiworker' is not available: Keras 3.15's Model.fit cannot train under "
-            "MultiWorkerMirroredStrategy (it passes a batch tuple to strategy.reduce before the first step, and "
-            "reduces each step's scalar logs with axis=0: 'Invalid reduction dimension 0 for input with 0 "
-            "dimensions', tensorflow/tensorflow#72388). Use 'mirrored' for the GPUs of one machine, or 'tpu'."
-        )
+        return _multi_worker_strategy()
     if name == "mirrored":
         if cpu_devices > 0:
             cpus = tf.config.list_physical_devices("CPU")
@@ -87,6 +81,56 @@ def make_strategy(name: str = "auto", cpu_devices: int = 0):
     if name == "auto" and len(_gpus()) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def _multi_worker_strategy():
+    """MultiWorkerMirroredStrategy whose ``reduce`` accepts the two calls Keras 3.15's ``Model.fit`` makes of it.
+
+    Plain MultiWorkerMirroredStrategy fails in ``fit`` (tensorflow/tensorflow#72388, closed without a fix): before
+    the first step Keras reduces the whole ``(x, y)`` batch tuple (the collective all-reduce takes one value, not a
+    structure), and after each step it reduces the scalar logs with ``axis=0`` ("Invalid reduction dimension 0 for
+    input with 0 dimensions"). This subclass reduces a structure element by element and a scalar over replicas
+    (``axis=None``), which is what Keras means; everything else is tf.distribute's. A strict-xfail test in
+    tests/test_train.py runs plain ``fit`` under the stock strategy and flags the Keras release that fixes it.
+    """
+    import tensorflow as tf
+
+    if not os.environ.get("TF_CONFIG"):
+        raise ValueError(
+            "strategy='multiworker' needs TF_CONFIG, the JSON naming the cluster's workers and this process's task, "
+            'e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}; '
+            "start the same command on every worker. On one machine use 'mirrored'."
+        )
+
+    class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            def one(v):
+                rank = getattr(getattr(v, "shape", None), "rank", None)
+                return super(MultiWorkerMirroredStrategy, self).reduce(
+                    reduce_op, v, axis=None if rank == 0 else axis)
+
+            return tf.nest.map_structure(one, value)
+
+    return MultiWorkerMirroredStrategy()
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run's files (checkpoints, logs, final model): always, except on the
+    non-chief workers of a multi-worker cluster."""
+    extended = getattr(strategy, "extended", None)
+    return bool(getattr(extended, "should_checkpoint", True))
+
+
+def all_workers_ok(strategy, ok: bool) -> bool:
+    """Whether ``ok`` is true on every worker: a collective all workers call, so that an error raised on one
+    (the chief refusing model_dir, say) stops all of them instead of leaving the others waiting for it forever."""
+    if strategy is None or getattr(strategy, "cluster_resolver", None) is None:
+        return ok
+    import tensorflow as tf
+
+    flag = tf.constant(0 if ok else 1, tf.int32)
+    failures = tf.function(lambda: strategy.reduce("SUM", strategy.run(lambda: flag), axis=None))()
+    return int(failures) == 0
 
 
 def resolve_mixed_precision(setting: str, kind: str) -> str:

@@ -253,7 +253,18 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
         raise ValueError(f"batch_size={c.batch_size} is not divisible by the {replicas} replicas of the "
                          f"{c.strategy!r} strategy; use a multiple of {replicas}.")
     train_source, eval_source, info = data_lib.load_source(c.dataset, c.data_dir)
-    _prepare_model_dir(c, info.num_classes)
+    # Only the chief writes model_dir (which all workers share); the other workers of a multi-worker cluster
+    # restore from its backup and write nothing. They wait until the chief has prepared model_dir, and stop
+    # if it refused it.
+    chief = distribute.is_chief(strategy) if strategy is not None else True
+    refused = None
+    if chief:
+        try:
+            _prepare_model_dir(c, info.num_classes)
+        except ValueError as e:
+            refused = e
+    if not distribute.all_workers_ok(strategy, refused is None):
+        raise refused or ValueError(f"The chief worker refused model_dir {c.model_dir!r}; its output says why.")
     keras.mixed_precision.set_global_policy(distribute.resolve_mixed_precision(c.mixed_precision, kind))
     keras.utils.set_random_seed(c.seed)
     if c.deterministic and keras.backend.backend() == "tensorflow":
@@ -309,28 +320,43 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     if c.ema_decay > 0:
         # Validation sees the EMA weights; between epochs the model holds the raw ones, which the backup saves.
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
-    callbacks += [
-        keras.callbacks.BackupAndRestore(os.path.join(c.model_dir, "backup"), delete_checkpoint=False),
-        keras.callbacks.CSVLogger(os.path.join(c.model_dir, "history.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(c.model_dir, "logs")),
-        *extra,
-    ]
+    backup = os.path.join(c.model_dir, "backup")
+    if chief:
+        callbacks += [
+            keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False),
+            keras.callbacks.CSVLogger(os.path.join(c.model_dir, "history.csv"), append=True),
+            keras.callbacks.TensorBoard(os.path.join(c.model_dir, "logs")),
+        ]
+    else:
+        callbacks.append(_RestoreOnly(backup, delete_checkpoint=False))
+    callbacks += extra
     history = model.fit(train_ds, epochs=c.epochs, validation_data=eval_ds, validation_freq=c.eval_every,
                         callbacks=callbacks, verbose=c.verbose)
     # fit() has copied the EMA weights into the model (optimizer.finalize_variable_values).
     results = model.evaluate(eval_ds, return_dict=True, verbose=0)
     model_path = os.path.join(c.model_dir, FINAL_MODEL)
-    model.save(model_path)
+    if chief:
+        model.save(model_path)
     # eval_size, crop_fraction and class_names are what export.load_servable serves the model with.
-    summary = {"eval": {k: float(v) for k, v in results.items()}, "eval_size": eval_size, "model_path": model_path,
+    summary = {"eval": {k: float(v) for k, v in results.items()}, "eval_size": eval_size,
+               "model_path": model_path if chief else None,
                "crop_fraction": c.crop_fraction, "class_names": list(info.class_names),
                "stages": [dataclasses.asdict(s) for s in stages], "replicas": replicas,
                "dtype_policy": keras.mixed_precision.global_policy().name}
-    with open(os.path.join(c.model_dir, "results.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    if chief:
+        with open(os.path.join(c.model_dir, "results.json"), "w") as f:
+            json.dump(summary, f, indent=2)
     summary["history"] = history.history
     summary["model"] = model
     return summary
+
+
+class _RestoreOnly(keras.callbacks.BackupAndRestore):
+    """A non-chief worker's backup: it resumes from the chief's files (weights are identical on all workers)
+    and saves nothing, so workers never write the same files."""
+
+    def _save_model(self):
+        pass
 
 
 def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = None, batch_size: int = 64,
@@ -371,7 +397,7 @@ _HELP = {
     "model_dir": "Run folder: checkpoints, logs, final model.",
     "batch_size": "Global batch size (split over replicas).",
     "progressive": "Progressive learning (image size and regularization grow per stage).",
-    "strategy": "auto|tpu|mirrored|multiworker|default.",
+    "strategy": "auto|tpu|mirrored|multiworker (cluster from TF_CONFIG)|default.",
     "cpu_devices": "With --strategy=mirrored: split the CPU into this many logical devices.",
     "mixed_precision": "auto|float32|bfloat16|float16 (auto: bfloat16 on TPU, float16 on GPU, float32 on CPU).",
     "jit_compile": "auto|true|false (auto: XLA on TPU/GPU, not on CPU).",
@@ -412,8 +438,10 @@ def main(argv) -> None:
                                eval_size=values["eval_size"])
         else:
             config = TrainConfig(**{f.name: values[f.name] for f in dataclasses.fields(TrainConfig)})
-            results = train(config)["eval"]
-            print(f"Saved {os.path.join(config.model_dir, FINAL_MODEL)}")
+            summary = train(config)
+            results = summary["eval"]
+            if summary["model_path"]:
+                print(f"Saved {summary['model_path']}")
     except ValueError as e:  # configuration errors: one clear line, no traceback
         raise SystemExit(f"error: {e}") from None
     print("Evaluation: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))

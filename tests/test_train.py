@@ -106,15 +106,83 @@ def test_sigkill_mid_stage_then_resume_gives_the_same_weights(tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+@pytest.fixture(scope="module")
+def one_device_run(tmp_path_factory):
+    """The single-device reference run that each strategy must agree with."""
+    model_dir = str(tmp_path_factory.mktemp("one"))
+    result = _train(*QUICK, *AGREE, f"--model_dir={model_dir}", "--strategy=default")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return model_dir
+
+
 @pytest.mark.slow
-def test_mirrored_strategy_on_two_cpu_devices_agrees_with_one_device(tmp_path):
-    one, two = str(tmp_path / "one"), str(tmp_path / "two")
-    single = _train(*QUICK, *AGREE, f"--model_dir={one}", "--strategy=default")
+@pytest.mark.xdist_group("one_device_run")
+def test_mirrored_strategy_on_two_cpu_devices_agrees_with_one_device(tmp_path, one_device_run):
+    two = str(tmp_path / "two")
     mirrored = _train(*QUICK, *AGREE, f"--model_dir={two}", "--strategy=mirrored", "--cpu_devices=2")
-    assert single.returncode == 0, single.stderr[-3000:]
     assert mirrored.returncode == 0, mirrored.stderr[-3000:]
     assert json.load(open(os.path.join(two, "results.json")))["replicas"] == 2
-    _assert_agree(one, two)
+    _assert_agree(one_device_run, two)
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:  # all bound at once, so the ports differ
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _run_workers(command, num_workers=2, timeout=300):
+    """Start ``command`` once per worker of a localhost cluster (TF_CONFIG); bounded: none outlives the timeout.
+    Returns [(returncode, output)] by worker index."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(num_workers)]}
+    workers = [subprocess.Popen(
+        command, env=_env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(num_workers)]
+    deadline = time.time() + timeout
+    try:
+        outputs = [w.communicate(timeout=max(1, deadline - time.time()))[0] for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    return [(w.returncode, out) for w, out in zip(workers, outputs)]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("one_device_run")
+def test_multiworker_on_localhost_agrees_with_one_device(tmp_path, one_device_run):
+    """Two worker processes on 127.0.0.1 share one model_dir: the chief writes it, the other writes nothing."""
+    two = tmp_path / "two"
+    command = [sys.executable, "-m", "efficientnet_keras.train", *QUICK, *AGREE, f"--model_dir={two}",
+               "--strategy=multiworker"]
+    (chief_rc, chief_out), (worker_rc, worker_out) = _run_workers(command)
+    assert chief_rc == 0, chief_out[-3000:]
+    assert worker_rc == 0, worker_out[-3000:]
+    assert f"Saved {two / 'model.keras'}" in chief_out and "Saved" not in worker_out
+    assert json.load(open(two / "results.json"))["replicas"] == 2
+    _assert_agree(one_device_run, str(two))
+    # Each worker saw the same final evaluation (metrics are all-reduced over the workers).
+    evaluations = [re.findall(r"Evaluation: .*", out)[-1] for out in (chief_out, worker_out)]
+    assert evaluations[0] == evaluations[1]
+
+
+def test_workers_stop_when_the_chief_refuses_model_dir(tmp_path):
+    """The chief alone checks model_dir; the other workers must stop with it, not wait for it forever."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run_config.json").write_text(json.dumps({"model": "EfficientNetB3", "dataset": "digits"}))
+    started = time.time()
+    (chief_rc, chief_out), (worker_rc, worker_out) = _run_workers(
+        [sys.executable, "-m", "efficientnet_keras.train", *QUICK, f"--model_dir={run}", "--strategy=multiworker"],
+        timeout=120)
+    assert chief_rc == 1 and "holds a run of another configuration" in chief_out, chief_out[-2000:]
+    assert worker_rc == 1 and f"The chief worker refused model_dir '{run}'" in worker_out, worker_out[-2000:]
+    assert time.time() - started < 120
+    assert json.loads((run / "run_config.json").read_text())["model"] == "EfficientNetB3"  # untouched
 
 
 def _assert_agree(single_dir, distributed_dir):
@@ -127,15 +195,9 @@ def _assert_agree(single_dir, distributed_dir):
         np.testing.assert_allclose(a, b, atol=5e-4)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# The smallest Model.fit under MultiWorkerMirroredStrategy: Keras 3.15 fails it (tensorflow/tensorflow#72388), so
-# --strategy=multiworker is refused with that reason. When a Keras upgrade fixes it, this strict xfail fails:
-# then enable the strategy in distribute.make_strategy and test the trainer under it here.
+# The smallest Model.fit under the stock MultiWorkerMirroredStrategy: Keras 3.15 fails it
+# (tensorflow/tensorflow#72388), which distribute._multi_worker_strategy works around. When a Keras upgrade fixes
+# it, this strict xfail fails: then drop the workaround (the test above keeps the strategy covered).
 MULTIWORKER_FIT = """
 import numpy as np, tensorflow as tf, keras
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -149,22 +211,12 @@ print("TRAINED")
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="Keras 3.15's Model.fit does not run under MultiWorkerMirroredStrategy "
-                   "(tensorflow/tensorflow#72388); remove this mark and enable the strategy when it does.")
-def test_keras_fit_runs_under_multiworker_on_localhost():
-    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
-    workers = [subprocess.Popen(
-        [sys.executable, "-c", MULTIWORKER_FIT],
-        env=_env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    try:
-        outputs = [w.communicate(timeout=240)[0] for w in workers]
-    finally:
-        for w in workers:  # bounded: never leave a worker behind
-            if w.poll() is None:
-                w.kill()
-    assert [w.returncode for w in workers] == [0, 0], outputs[0][-3000:]
-    assert all("TRAINED" in out for out in outputs)
+@pytest.mark.xfail(strict=True, reason="Keras 3.15's Model.fit does not run under the stock "
+                   "MultiWorkerMirroredStrategy (tensorflow/tensorflow#72388); drop the workaround when it does.")
+def test_keras_fit_runs_under_stock_multiworker_on_localhost():
+    results = _run_workers([sys.executable, "-c", MULTIWORKER_FIT], timeout=240)
+    assert [rc for rc, _ in results] == [0, 0], results[0][1][-3000:]
+    assert all("TRAINED" in out for _, out in results)
 
 
 @pytest.mark.slow
@@ -194,10 +246,11 @@ QUICK_CONFIG = dict(dataset="digits", model="EfficientNetV2B0", blocks=TINY.repl
         ({"epochs": 3, "num_stages": 4}, "needs epochs >= 4"),
         ({"optimizer": "sgd"}, "optimizer must be rmsprop or adamw"),
         ({"blocks": "r1_k3_s1_e1_x16"}, "token 5 'x16'"),
-        ({"strategy": "multiworker"}, "strategy='multiworker' is not available: Keras 3.15's Model.fit cannot"),
+        ({"strategy": "multiworker"}, "strategy='multiworker' needs TF_CONFIG"),
     ],
 )
-def test_bad_configuration_fails_before_training(tmp_path, changes, message):
+def test_bad_configuration_fails_before_training(tmp_path, monkeypatch, changes, message):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match=re.escape(message)):
         train(TrainConfig(**{**QUICK_CONFIG, "model_dir": str(tmp_path / "run"), **changes}))
     assert not os.path.exists(tmp_path / "run" / "model.keras")
