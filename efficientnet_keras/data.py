@@ -52,6 +52,7 @@ class Stage:
     dropout: float
     stochastic_depth: float = 0.2
     cutmix_alpha: float = 0.0
+    batch_size: int | None = None  # global batch of this stage; None: the run's batch size
 
 
 class StageState:
@@ -309,10 +310,15 @@ def make_train_dataset(
     shuffle_buffer: int = 10_000,
     cache: bool = True,
 ) -> tf.data.Dataset:
-    """One epoch of augmented, batched ``(images float32 [0, 255], one-hot labels)`` at the current stage."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    """One epoch of augmented, batched ``(images float32 [0, 255], one-hot labels)`` at the current stage.
+
+    The batch is the stage's ``batch_size`` where set, else ``batch_size``. Where stages differ in batch, the
+    batch dimension is left unknown so that one traced train step serves every stage."""
+    batches = [s.batch_size or batch_size for s in stages]
+    if min(batches) < 1:
+        raise ValueError(f"batch sizes must be positive, got {batches}.")
     sizes = tf.constant([s.image_size for s in stages], tf.int32)
+    stage_batches = tf.constant(batches, tf.int64) if len(set(batches)) > 1 else batches[0]
     augmenters = augmenters or StageAugmenters(stages, seed)
     parallel = None if deterministic else tf.data.AUTOTUNE
     num_classes = info.num_classes
@@ -346,7 +352,8 @@ def make_train_dataset(
                 lambda i, ex: (tf.random.stateless_uniform([], tf.stack([epoch_seed[0] * 7919 + epoch, i])), ex))
             ds = ds.batch(shuffle_buffer).map(_sort_window).unbatch()
         ds = ds.enumerate().map(crop, num_parallel_calls=parallel)
-        ds = ds.batch(batch_size, drop_remainder=True)
+        batch = stage_batches if isinstance(stage_batches, int) else stage_batches[tf.cast(stage, tf.int32)]
+        ds = ds.batch(batch, drop_remainder=True)
         return ds.map(augment, num_parallel_calls=parallel)
 
     ds = tf.data.Dataset.range(1).map(lambda _: (state.stage.read_value(), state.epoch.read_value()))

@@ -22,7 +22,7 @@ import keras
 from efficientnet_keras.data import Stage, StageAugmenters, StageState
 from efficientnet_keras.layers import reseed, set_regularization
 
-__all__ = ["ProgressiveConfig", "PRESETS", "preset_for", "ProgressiveLearning", "stage_for_epoch"]
+__all__ = ["ProgressiveConfig", "PRESETS", "preset_for", "ProgressiveLearning", "stage_for_epoch", "scale_batch"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +86,23 @@ def preset_for(variant: str, max_size: int, dropout: float) -> ProgressiveConfig
     return ProgressiveConfig((lo, max_size), (5, 15), (0, 0), (min(0.1, dropout), dropout))
 
 
+def scale_batch(stages: Sequence[Stage], batch_size: int, max_scale: float, multiple: int = 1) -> list[Stage]:
+    """Larger batches at smaller images: stage i's batch is ``batch_size`` x min(max_scale, (S_max / S_i)^2),
+    rounded down to a multiple of ``multiple`` (the replica count) and never below ``batch_size``.
+
+    A batch of (S_max / S_i)^2 x images holds about as many pixels as the last stage's, so it fits the same
+    accelerator memory; on a CPU it spreads per-op overhead over more images. The trainer scales the learning rate
+    with the batch (linear scaling rule) and keeps epochs as passes over the data (fewer steps per epoch)."""
+    if max_scale < 1:
+        raise ValueError(f"max batch scale must be >= 1, got {max_scale}.")
+    largest = max(s.image_size for s in stages)
+    out = []
+    for s in stages:
+        scaled = int(batch_size * min(max_scale, (largest / s.image_size) ** 2)) // multiple * multiple
+        out.append(dataclasses.replace(s, batch_size=max(batch_size, scaled)))
+    return out
+
+
 def stage_for_epoch(epoch: int, epochs: int, num_stages: int) -> int:
     """Stage of an epoch when ``epochs`` are split into ``num_stages`` equal parts (earlier stages get the
     remainder's shorter share)."""
@@ -137,3 +154,5 @@ class ProgressiveLearning(keras.callbacks.Callback):
             dropout=float(stage.dropout),
             stochastic_depth=float(stage.stochastic_depth),
         )
+        if stage.batch_size is not None:
+            logs["batch_size"] = float(stage.batch_size)

@@ -35,6 +35,7 @@ class TrainConfig:
     data_dir: str | None = None
     model_dir: str = "runs/default"
     batch_size: int = 64  # global batch, split over replicas
+    max_batch_scale: float = 1.0  # > 1: larger batches at smaller images, up to this factor (see scale_batch)
     epochs: int = 8
     progressive: bool = True
     num_stages: int = 4
@@ -75,29 +76,59 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from 0, then staircase exponential decay (the official EfficientNet schedule).
 
     Keras' ExponentialDecay has no warm-up and CosineDecay's warm-up comes only with a cosine, hence this class.
+
+    Steps are those of the base batch. ``segments`` serves runs whose batch changes per stage: rows
+    ``[first_step, step_weight, lr_scale]`` in step order, the first at step 0; from ``first_step`` on, an optimizer
+    step counts as ``step_weight`` base steps (base steps per epoch / this stage's) and the rate is multiplied by
+    ``lr_scale`` (this stage's batch / the base batch: the linear scaling rule). So warm-up and decay stay in epochs.
     """
 
-    def __init__(self, peak: float, warmup_steps: int, decay_steps: int, decay_rate: float):
+    def __init__(self, peak: float, warmup_steps: int, decay_steps: int, decay_rate: float,
+                 segments: list | None = None):
         self.peak = float(peak)
         self.warmup_steps = int(warmup_steps)
         self.decay_steps = max(1, int(decay_steps))
         self.decay_rate = float(decay_rate)
+        self.segments = [[int(a), float(b), float(c)] for a, b, c in segments] if segments else None
+        if self.segments and (self.segments[0][0] != 0 or any(
+                a[0] >= b[0] for a, b in zip(self.segments, self.segments[1:]))):
+            raise ValueError(f"segments must start at step 0 and be in increasing step order, got {segments}.")
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
+        scale = ops.ones_like(step)
+        if self.segments:
+            base = ops.zeros_like(step)
+            ends = [first for first, _, _ in self.segments[1:]] + [None]
+            for (first, weight, lr_scale), end in zip(self.segments, ends):
+                inside = ops.maximum(step - first, 0.0)
+                if end is not None:
+                    inside = ops.minimum(inside, float(end - first))
+                base = base + inside * weight
+                scale = ops.where(step >= first, lr_scale, scale)
+            step = base
         warm = self.peak * step / max(1, self.warmup_steps)
         decayed = self.peak * ops.power(self.decay_rate, ops.floor((step - self.warmup_steps) / self.decay_steps))
-        return ops.where(step < self.warmup_steps, warm, decayed)
+        return ops.where(step < self.warmup_steps, warm, decayed) * scale
 
     def get_config(self):
         return dict(peak=self.peak, warmup_steps=self.warmup_steps, decay_steps=self.decay_steps,
-                    decay_rate=self.decay_rate)
+                    decay_rate=self.decay_rate, segments=self.segments)
 
 
 class _EMAWarmup:
     """The weight EMA warms up like ``tf.train.ExponentialMovingAverage(decay, num_updates=step)``, as in the
     official code: min(decay, (1 + step) / (10 + step)). Keras uses the full decay from step 1, so with 0.9999 a
-    short run would evaluate almost the initial weights."""
+    short run would evaluate almost the initial weights.
+
+    While ``defer_finalize`` is set, ``fit`` leaves the raw weights in the model at its end: a run made of several
+    ``fit`` calls copies the EMA weights in once, after the last."""
+
+    defer_finalize = False
+
+    def finalize_variable_values(self, var_list):
+        if not self.defer_finalize:
+            super().finalize_variable_values(var_list)
 
     def _update_model_variables_moving_average(self, trainable_variables):
         if not self.use_ema:
@@ -165,6 +196,8 @@ def _check_config(c: TrainConfig) -> None:
         raise ValueError(f"crop_fraction must be in (0, 1], got {c.crop_fraction}.")
     if c.optimizer not in ("rmsprop", "adamw"):
         raise ValueError(f"optimizer must be rmsprop or adamw, got {c.optimizer!r}.")
+    if c.max_batch_scale < 1:
+        raise ValueError(f"max_batch_scale must be >= 1 (1 keeps the batch fixed), got {c.max_batch_scale}.")
     if not 0 <= c.ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {c.ema_decay}.")
 
@@ -190,6 +223,23 @@ def _stages(c: TrainConfig, variant):
     return stages
 
 
+def _fit_segments(c: TrainConfig, stages, num_train: int) -> list[tuple[int, int, int, int, int]]:
+    """Runs of consecutive epochs with the same batch: (first epoch, end epoch, batch, steps per epoch, first
+    optimizer step)."""
+    from efficientnet_keras.progressive import stage_for_epoch
+
+    segments, step = [], 0
+    for epoch in range(c.epochs):
+        batch = stages[stage_for_epoch(epoch, c.epochs, len(stages))].batch_size or c.batch_size
+        if segments and segments[-1][2] == batch:
+            first, _, _, steps, first_step = segments[-1]
+            segments[-1] = (first, epoch + 1, batch, steps, first_step)
+        else:
+            segments.append((epoch, epoch + 1, batch, num_train // batch, step))
+        step += num_train // batch
+    return segments
+
+
 RUN_FILE = "run_config.json"
 FINAL_MODEL = "model.keras"
 
@@ -197,7 +247,8 @@ FINAL_MODEL = "model.keras"
 def _prepare_model_dir(c: TrainConfig, num_classes: int) -> dict[str, Any]:
     """Refuse to mix runs: another model's checkpoint, or an existing run without --resume/--overwrite."""
     identity = {"model": c.model, "blocks": c.blocks, "dataset": c.dataset, "num_classes": num_classes, "epochs": c.epochs,
-                "progressive": c.progressive, "num_stages": c.num_stages, "seed": c.seed}
+                "progressive": c.progressive, "num_stages": c.num_stages, "seed": c.seed,
+                "batch_size": c.batch_size, "max_batch_scale": c.max_batch_scale}
     path = os.path.join(c.model_dir, RUN_FILE)
     if os.path.exists(path):
         with open(path) as f:
@@ -205,7 +256,8 @@ def _prepare_model_dir(c: TrainConfig, num_classes: int) -> dict[str, Any]:
         if c.overwrite:
             shutil.rmtree(c.model_dir)
         else:
-            different = {k: (previous.get(k), v) for k, v in identity.items() if previous.get(k) != v}
+            # Keys that runs of older versions did not record compare equal to this run's.
+            different = {k: (previous.get(k, v), v) for k, v in identity.items() if previous.get(k, v) != v}
             if different:
                 raise ValueError(
                     f"model_dir {c.model_dir!r} holds a run of another configuration "
@@ -236,7 +288,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     from efficientnet_keras import distribute
     from efficientnet_keras.layers import set_regularization
     from efficientnet_keras.models import create_model, get_variant
-    from efficientnet_keras.progressive import PRESETS, ProgressiveLearning
+    from efficientnet_keras.progressive import PRESETS, ProgressiveLearning, scale_batch
 
     c = config
     _check_config(c)
@@ -271,6 +323,17 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
         tf.config.experimental.enable_op_determinism()
 
     stages = _stages(c, variant)
+    num_train = min(info.num_train, c.train_examples or info.num_train)
+    steps_per_epoch = num_train // c.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch_size={c.batch_size} is larger than the {num_train} training examples.")
+    if c.max_batch_scale > 1:
+        stages = scale_batch(stages, c.batch_size, c.max_batch_scale, multiple=replicas)
+        for i, stage in enumerate(stages):
+            if stage.batch_size > num_train:
+                raise ValueError(f"Stage {i + 1}'s batch of {stage.batch_size} (max_batch_scale={c.max_batch_scale:g}) "
+                                 f"is larger than the {num_train} training examples; lower max_batch_scale.")
+    segments = _fit_segments(c, stages, num_train)
     # The paper evaluates V2-S/M/L at their own (larger) sizes; otherwise at the last stage's size.
     paper_sizes = variant.function in PRESETS and not c.image_size_max
     eval_size = c.eval_size or (variant.resolution if paper_sizes else stages[-1].image_size)
@@ -281,10 +344,6 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
                                            augmenters=augmenters)
     eval_ds = data_lib.make_eval_dataset(data_lib.limit(eval_source, c.eval_examples), info, eval_size,
                                          c.batch_size, c.crop_fraction)
-    num_train = min(info.num_train, c.train_examples or info.num_train)
-    steps_per_epoch = num_train // c.batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"batch_size={c.batch_size} is larger than the {num_train} training examples.")
 
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
@@ -301,7 +360,9 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
         warmup = c.warmup_epochs if c.warmup_epochs is not None else min(5.0, c.epochs / 10)
         schedule = WarmupExponentialDecay(
             c.learning_rate_per_256 * c.batch_size / 256, int(warmup * steps_per_epoch),
-            int(c.lr_decay_epochs * steps_per_epoch), c.lr_decay_factor)
+            int(c.lr_decay_epochs * steps_per_epoch), c.lr_decay_factor,
+            segments=[[first_step, steps_per_epoch / steps, batch / c.batch_size]
+                      for _, _, batch, steps, first_step in segments] if len(segments) > 1 else None)
         ema = dict(weight_decay=c.weight_decay or None, use_ema=c.ema_decay > 0, ema_momentum=c.ema_decay or 0.99)
         if c.optimizer == "rmsprop":
             optimizer = RMSpropEMA(learning_rate=schedule, rho=0.9, momentum=0.9, epsilon=1e-3, centered=False, **ema)
@@ -330,9 +391,26 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     else:
         callbacks.append(_RestoreOnly(backup, delete_checkpoint=False))
     callbacks += extra
-    history = model.fit(train_ds, epochs=c.epochs, validation_data=eval_ds, validation_freq=c.eval_every,
-                        callbacks=callbacks, verbose=c.verbose)
-    # fit() has copied the EMA weights into the model (optimizer.finalize_variable_values).
+    # One fit() per batch size (one in all unless max_batch_scale > 1): Keras 3.15 keeps one step count for all
+    # epochs of a fit(). Epoch numbers, callbacks, logs and the backup run on across the calls as one run.
+    optimizer.defer_finalize = True
+    history: dict[str, list] = {}
+    for first_epoch, end_epoch, _, steps, _ in segments:
+        # Our own CallbackList, so that progress bars count epochs of the whole run and know each epoch's steps.
+        callback_list = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=c.verbose != 0,
+                                                     verbose=c.verbose, epochs=c.epochs, steps=steps, model=model)
+        # The epoch's exact length, stated: where a dataset's length is unknown, Keras 3.15 learns it from the first
+        # epoch's end, and each epoch end also counts one optimizer step that never happened (shifting the learning
+        # rate and EMA schedules). A wrong length fails loudly here instead of truncating epochs.
+        epoch_ds = train_ds.apply(tf.data.experimental.assert_cardinality(steps))
+        model.fit(epoch_ds, initial_epoch=first_epoch, epochs=end_epoch, validation_data=eval_ds,
+                  validation_freq=c.eval_every, callbacks=callback_list, shuffle=False, verbose=c.verbose)
+        for key, values in model.history.history.items():
+            history.setdefault(key, []).extend(values)
+        if model.stop_training:
+            break
+    optimizer.defer_finalize = False
+    optimizer.finalize_variable_values(model.trainable_weights)  # the EMA weights, for evaluation and saving
     results = model.evaluate(eval_ds, return_dict=True, verbose=0)
     model_path = os.path.join(c.model_dir, FINAL_MODEL)
     if chief:
@@ -346,7 +424,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     if chief:
         with open(os.path.join(c.model_dir, "results.json"), "w") as f:
             json.dump(summary, f, indent=2)
-    summary["history"] = history.history
+    summary["history"] = history
     summary["model"] = model
     return summary
 
@@ -396,6 +474,8 @@ _HELP = {
     "data_dir": "tfds data_dir (gs://... on TPU).",
     "model_dir": "Run folder: checkpoints, logs, final model.",
     "batch_size": "Global batch size (split over replicas).",
+    "max_batch_scale": "Larger batches at small image sizes: stage batch = batch_size x min(this, (max size / "
+                       "size)^2), learning rate scaled alike; 1 keeps the batch fixed.",
     "progressive": "Progressive learning (image size and regularization grow per stage).",
     "strategy": "auto|tpu|mirrored|multiworker (cluster from TF_CONFIG)|default.",
     "cpu_devices": "With --strategy=mirrored: split the CPU into this many logical devices.",

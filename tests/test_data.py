@@ -41,6 +41,19 @@ def test_stage_switch_changes_size_augmentation_and_mixup(digits):
     assert len(set(np.round(y1.numpy().ravel(), 4))) > 2  # stage 1: mixup blends labels
 
 
+def test_stage_batch_sizes(digits):
+    """Each stage yields its own batch; the batch dimension is unknown so one traced step serves all stages."""
+    train, _, info = digits
+    state = StageState()
+    stages = [Stage(32, 0, 0, 0.1, batch_size=48), Stage(48, 0, 0, 0.2)]
+    ds = data.make_train_dataset(train, info, stages, state, batch_size=16, seed=1)
+    assert ds.element_spec[0].shape.as_list() == [None, None, None, 3]
+    state.set(0, 0)
+    assert [x.shape[:2] for x, _ in ds] == [(48, 32)] * (len(train[1]) // 48)
+    state.set(1, 1)
+    assert [x.shape[:2] for x, _ in ds] == [(16, 48)] * (len(train[1]) // 16)
+
+
 def test_randaugment_magnitude_is_observed(digits):
     """Same crops; only the stage's RandAugment differs, and it changes the pixels."""
     train, _, info = digits

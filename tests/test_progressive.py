@@ -8,7 +8,8 @@ import tensorflow as tf
 import efficientnet_keras as ek
 from efficientnet_keras import data
 from efficientnet_keras.data import Stage, StageState
-from efficientnet_keras.progressive import PRESETS, ProgressiveConfig, ProgressiveLearning, stage_for_epoch
+from efficientnet_keras.progressive import (PRESETS, ProgressiveConfig, ProgressiveLearning, scale_batch,
+                                           stage_for_epoch)
 from conftest import count_traces
 
 TINY = ["r2_k3_s1_e1_i16_o16_c1", "r2_k3_s2_e4_i16_o24_c1", "r1_k3_s2_e4_i24_o32_se0.25", "r1_k3_s2_e4_i32_o48",
@@ -38,6 +39,16 @@ def test_inconsistent_stage_settings(kwargs, message):
     base = dict(image_size=(32, 64), randaug_magnitude=(5, 15), mixup_alpha=(0, 0), dropout=(0.1, 0.3))
     with pytest.raises(ValueError, match=message):
         ProgressiveConfig(**{**base, **kwargs})
+
+
+def test_scale_batch_keeps_pixels_per_batch_up_to_the_cap():
+    stages = PRESETS["EfficientNetV2S"].stages()  # 128, 184, 240, 300 px
+    # (300/128)^2 = 5.49 -> capped at 4; (300/184)^2 = 2.66; (300/240)^2 = 1.56; rounded down to multiples of 8.
+    assert [s.batch_size for s in scale_batch(stages, 64, 4.0, multiple=8)] == [256, 168, 96, 64]
+    assert [s.batch_size for s in scale_batch(stages, 64, 1.0)] == [64, 64, 64, 64]
+    assert [s.image_size for s in scale_batch(stages, 64, 4.0)] == [128, 184, 240, 300]  # nothing else changes
+    with pytest.raises(ValueError, match="max batch scale must be >= 1"):
+        scale_batch(stages, 64, 0.5)
 
 
 def test_callback_needs_enough_epochs():

@@ -10,10 +10,11 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 
-from efficientnet_keras.train import TrainConfig, evaluate, train
+from efficientnet_keras.train import TrainConfig, WarmupExponentialDecay, evaluate, train
 
 # A few steps per epoch on the embedded digits: 192 training images, batches of 32, and a small custom network
 # in the V2 family (Fused-MBConv, MBConv with squeeze-excite), so that tracing does not dominate the tests.
@@ -41,8 +42,6 @@ def _train(*args, env=None, timeout=600):
 
 
 def _weights(model_dir):
-    import keras
-
     model = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
     return model.get_weights()
 
@@ -52,14 +51,33 @@ def _history(model_dir):
         return list(csv.DictReader(f))
 
 
+class _StepLog(keras.callbacks.Callback):
+    """Per epoch: the optimizer's step count and learning rate after each batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append([])
+
+    def on_train_batch_end(self, batch, logs=None):
+        optimizer = self.model.optimizer
+        self.epochs[-1].append((int(optimizer.iterations.numpy()), float(optimizer.learning_rate.numpy())))
+
+
 @pytest.mark.slow
 def test_progressive_run_on_embedded_dataset_learns(tmp_path):
     """The README's training command, shortened: progressive learning on real digits, evaluated and saved."""
+    steps = _StepLog()
     result = train(TrainConfig(
         model="EfficientNetV2B0", dataset="digits", model_dir=str(tmp_path / "run"), epochs=6, num_stages=3,
         batch_size=32, image_size_min=32, image_size_max=48, optimizer="adamw", learning_rate_per_256=0.008,
-        randaug_max=0, bn_momentum=0.9, ema_decay=0.99, verbose=0))
+        randaug_max=0, bn_momentum=0.9, ema_decay=0.99, verbose=0), callbacks=[steps])
     assert result["eval"]["accuracy"] > 0.6  # chance is 0.1
+    # Every optimizer step is a batch: none counted at epoch ends (Keras does that for datasets of unknown length).
+    iterations = [i for epoch in steps.epochs for i, _ in epoch]
+    assert iterations == list(range(1, len(iterations) + 1)) and len({len(e) for e in steps.epochs}) == 1
     assert [s["image_size"] for s in result["stages"]] == [32, 40, 48]
     assert os.path.exists(result["model_path"])
     rows = _history(str(tmp_path / "run"))
@@ -104,6 +122,38 @@ def test_sigkill_mid_stage_then_resume_gives_the_same_weights(tmp_path):
         assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-5)
     for a, b in zip(_weights(plain), _weights(killed)):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_schedule_segments_keep_warmup_and_decay_in_epochs():
+    plain = WarmupExponentialDecay(0.1, 10, 20, 0.5)
+    one = WarmupExponentialDecay(0.1, 10, 20, 0.5, segments=[[0, 1.0, 1.0]])
+    assert [float(one(i)) for i in range(60)] == pytest.approx([float(plain(i)) for i in range(60)])
+    # 5 steps of a double batch (each worth 2 base steps, learning rate x2), then the base batch.
+    double_first = WarmupExponentialDecay(0.1, 10, 20, 0.5, segments=[[0, 2.0, 2.0], [5, 1.0, 1.0]])
+    assert float(double_first(2)) == pytest.approx(2 * float(plain(4)))
+    assert float(double_first(5)) == pytest.approx(float(plain(10)))
+    assert float(double_first(30)) == pytest.approx(float(plain(35)))
+    assert WarmupExponentialDecay.from_config(double_first.get_config()).segments == double_first.segments
+    with pytest.raises(ValueError, match="start at step 0"):
+        WarmupExponentialDecay(0.1, 10, 20, 0.5, segments=[[3, 1.0, 1.0]])
+
+
+@pytest.mark.slow
+def test_larger_batch_at_small_sizes(tmp_path):
+    """32 px trains with batch 64, 48 px with 32: fewer steps per epoch at the small size, the learning rate scaled
+    with the batch, warm-up and decay still in epochs, and the run still one run (epochs, logs, no extra steps)."""
+    steps = _StepLog()
+    result = train(TrainConfig(**{**QUICK_CONFIG, "model_dir": str(tmp_path / "run"), "image_size_max": 48,
+                                  "max_batch_scale": 2.0, "warmup_epochs": 1.0}), callbacks=[steps])
+    assert [len(epoch) for epoch in steps.epochs] == [3, 3, 6, 6]  # 192 images: batches of 64, then of 32
+    assert [i for epoch in steps.epochs for i, _ in epoch] == list(range(1, 19))
+    assert result["history"]["batch_size"] == [64, 64, 32, 32]
+    assert [r["batch_size"] for r in _history(str(tmp_path / "run"))] == ["64.0", "64.0", "32.0", "32.0"]
+    # Peak 0.016 / 256 per image: 0.004 at batch 64 after the 1-epoch warm-up, 0.002 at batch 32 (before the
+    # first decay at 2.4 epochs).
+    assert steps.epochs[0][-1][1] == pytest.approx(0.004)
+    assert steps.epochs[2][0][1] == pytest.approx(0.002)
+    assert os.path.exists(result["model_path"])
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +295,8 @@ QUICK_CONFIG = dict(dataset="digits", model="EfficientNetV2B0", blocks=TINY.repl
         ({"image_size_min": 64, "image_size_max": 48}, "image_size_min=64 is larger than image_size_max=48"),
         ({"epochs": 3, "num_stages": 4}, "needs epochs >= 4"),
         ({"optimizer": "sgd"}, "optimizer must be rmsprop or adamw"),
+        ({"max_batch_scale": 0.5}, "max_batch_scale must be >= 1"),
+        ({"max_batch_scale": 8.0, "image_size_max": 96}, "Stage 1's batch of 256 (max_batch_scale=8) is larger than"),
         ({"blocks": "r1_k3_s1_e1_x16"}, "token 5 'x16'"),
         ({"strategy": "multiworker"}, "strategy='multiworker' needs TF_CONFIG"),
     ],
