@@ -37,48 +37,60 @@ flags.DEFINE_integer("eval_examples", 2000, "Evaluation examples used.")
 flags.DEFINE_list("sizes", ["64", "128"], "min,max image size (fixed training uses max).")
 flags.DEFINE_integer("epochs", 8, "Epochs for both runs.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
+flags.DEFINE_float("max_batch_scale", 4.0, "The 'progressive_batch' run's --max_batch_scale (larger batches at "
+                   "small sizes).")
+flags.DEFINE_list("runs", ["fixed", "progressive", "progressive_batch"], "Runs, in order; 'fixed' is the baseline.")
 FLAGS = flags.FLAGS
 
 
 class Clock(keras.callbacks.Callback):
-    """Wall time at the end of each epoch."""
+    """Wall time at the end of each epoch, from the start of the run (which may span several fit() calls)."""
+
+    def __init__(self):
+        super().__init__()
+        self.start, self.times = None, []
 
     def on_train_begin(self, logs=None):
-        self.start, self.times = time.perf_counter(), []
+        self.start = self.start or time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         self.times.append(time.perf_counter() - self.start)
 
 
-def run(progressive: bool, folder: str):
+def run(name: str, folder: str):
     lo, hi = map(int, FLAGS.sizes)
     config = TrainConfig(model=FLAGS.model, dataset=FLAGS.dataset, model_dir=folder, epochs=FLAGS.epochs,
-                         batch_size=FLAGS.batch_size, progressive=progressive, image_size_min=lo, image_size_max=hi,
-                         eval_size=hi, train_examples=FLAGS.train_examples, eval_examples=FLAGS.eval_examples,
-                         optimizer="adamw", learning_rate_per_256=0.008, bn_momentum=0.9, ema_decay=0.0,
-                         randaug_max=5, verbose=2)
+                         batch_size=FLAGS.batch_size, progressive=name != "fixed", image_size_min=lo,
+                         image_size_max=hi, eval_size=hi, train_examples=FLAGS.train_examples,
+                         eval_examples=FLAGS.eval_examples, optimizer="adamw", learning_rate_per_256=0.008,
+                         bn_momentum=0.9, ema_decay=0.0, randaug_max=5, verbose=2,
+                         max_batch_scale=FLAGS.max_batch_scale if name == "progressive_batch" else 1.0)
     clock = Clock()
     result = train(config, callbacks=[clock])
     return clock.times, result["history"]["val_accuracy"]
 
 
 def main(argv):
+    unknown = set(FLAGS.runs) - {"fixed", "progressive", "progressive_batch"}
+    if unknown or FLAGS.runs[0] != "fixed":
+        raise app.UsageError(f"--runs: 'fixed' first, then progressive and/or progressive_batch; got {FLAGS.runs}.")
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        fixed_times, fixed_acc = run(False, os.path.join(tmp, "fixed"))
-        prog_times, prog_acc = run(True, os.path.join(tmp, "progressive"))
-    print("epoch  fixed: time s  accuracy   progressive: time s  accuracy")
-    for e, (ft, fa, pt, pa) in enumerate(zip(fixed_times, fixed_acc, prog_times, prog_acc)):
-        print(f"{e + 1:5d}  {ft:13.0f}  {fa:8.4f}   {pt:19.0f}  {pa:8.4f}")
+        for name in FLAGS.runs:
+            results[name] = run(name, os.path.join(tmp, name))
+    print("epoch" + "".join(f"  {name + ': time s':>26}  accuracy" for name in results))
+    for e in range(FLAGS.epochs):
+        print(f"{e + 1:5d}" + "".join(f"  {times[e]:26.0f}  {acc[e]:8.4f}" for times, acc in results.values()))
+    fixed_times, fixed_acc = results["fixed"]
     target = fixed_acc[-1]
-    reached = next((i for i, a in enumerate(prog_acc) if a >= target), None)
     print(f"fixed {FLAGS.sizes[1]} px: {fixed_times[-1]:.0f} s, final accuracy {target:.4f}")
-    print(f"progressive {FLAGS.sizes[0]}->{FLAGS.sizes[1]} px: {prog_times[-1]:.0f} s, final accuracy "
-          f"{prog_acc[-1]:.4f}")
-    if reached is None:
-        print("progressive did not reach the fixed run's final accuracy: ratio n/a")
-    else:
-        print(f"progressive reached it after epoch {reached + 1}, {prog_times[reached]:.0f} s: "
-              f"time ratio progressive/fixed = {prog_times[reached] / fixed_times[-1]:.2f}")
+    for name, (times, acc) in list(results.items())[1:]:
+        reached = next((i for i, a in enumerate(acc) if a >= target), None)
+        print(f"{name} {FLAGS.sizes[0]}->{FLAGS.sizes[1]} px: {times[-1]:.0f} s ({times[-1] / fixed_times[-1]:.2f}x),"
+              f" final accuracy {acc[-1]:.4f}; "
+              + ("did not reach the fixed run's final accuracy: ratio n/a" if reached is None else
+                 f"reached it after epoch {reached + 1}, {times[reached]:.0f} s: time ratio "
+                 f"{times[reached] / fixed_times[-1]:.2f}"))
 
 
 if __name__ == "__main__":
