@@ -116,7 +116,7 @@ def _multi_worker_strategy():
 
 def is_chief(strategy) -> bool:
     """Whether this process writes the run's files (checkpoints, logs, final model): always, except on the
-    non-chief workers of a multi-worker cluster."""
+    non-chief workers of a multi-worker cluster. ``strategy`` is None on the JAX and PyTorch backends."""
     extended = getattr(strategy, "extended", None)
     return bool(getattr(extended, "should_checkpoint", True))
 

@@ -308,7 +308,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     # Only the chief writes model_dir (which all workers share); the other workers of a multi-worker cluster
     # restore from its backup and write nothing. They wait until the chief has prepared model_dir, and stop
     # if it refused it.
-    chief = distribute.is_chief(strategy) if strategy is not None else True
+    chief = distribute.is_chief(strategy)
     refused = None
     if chief:
         try:
@@ -407,6 +407,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
                   validation_freq=c.eval_every, callbacks=callback_list, shuffle=False, verbose=c.verbose)
         for key, values in model.history.history.items():
             history.setdefault(key, []).extend(values)
+        model._initial_epoch = None  # a restored start epoch applies to one fit(); Keras never clears it
         if model.stop_training:
             break
     optimizer.defer_finalize = False
@@ -431,7 +432,15 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
 
 class _RestoreOnly(keras.callbacks.BackupAndRestore):
     """A non-chief worker's backup: it resumes from the chief's files (weights are identical on all workers)
-    and saves nothing, so workers never write the same files."""
+    and saves nothing, so workers never write the same files. It restores at the start of the run only: when a
+    later fit() of the run begins, the chief may still be writing its backup."""
+
+    _restored = False
+
+    def on_train_begin(self, logs=None):
+        if not self._restored:
+            super().on_train_begin(logs)
+            self._restored = True
 
     def _save_model(self):
         pass
