@@ -7,16 +7,25 @@ Fashion-MNIST (28 px) is upscaled to the stage sizes; the paper's claim is about
 large enough that compute, not per-op overhead, dominates a step (on a 2-core CPU: 64 px and up).
 
 Measured with that command on the 2-core development CPU (V2-B0 from scratch, real Fashion-MNIST from Debian's
-package, nothing else running; times include each epoch's evaluation at 128 px, the same in both runs):
+package, nothing else running; times include each epoch's evaluation at 128 px, the same in every run). Two
+runs of it, each against the fixed run of its own invocation:
 
+    (2026-11-23, fixed and progressive only)
     fixed 128 px:           1001 s for 8 epochs, final eval accuracy 51.1% (56.4% at epoch 7)
     progressive 64->128 px:  780 s for 8 epochs (0.78x), final 44.9%; it passed 51.1% at epoch 7, 668 s:
                              time ratio 0.67
+    (2026-11-24, all three runs)
+    fixed 128 px:            959 s, final 48.6% (by epoch: 18 24 37 37 41 59 33 49%)
+    progressive:             722 s (0.75x), final 38.7%, best 43.0%: never reached 48.6%, ratio n/a
+    progressive_batch (x4):  717 s (0.75x), final 46.0%, best 46.0%: never reached 48.6%, ratio n/a
 
-Per epoch: 113-123 s at 128 px, 63 s at 64 px, 73-83 s at 88 px, 95-103 s at 104 px: 4x fewer pixels cost
-0.56x, not 0.25x (per-op overhead and the input pipeline sharing the two cores). A stage switch costs nothing
-extra since rates became run-time variables (before: the first epoch of each stage re-traced, +30-50 s). Eval
-accuracy after 8 short epochs moves by +-5 points between epochs, so the ratio carries that noise; the paper's
+Per epoch: 105-123 s at 128 px, 45-49 s at 64 px, 64-76 s at 88 px, 92-101 s at 104 px (the first epoch of a
+run adds ~55 s of tracing). 4x fewer pixels cost 0.4-0.5x, not 0.25x: per-op overhead and the input pipeline
+share the two cores. Larger batches at small sizes (batch 128 at 64 px, 72 at 88 px, 48 at 104 px) buy little
+on this CPU: 45 vs 49 s at 64 px, 717 vs 722 s in all (a V2-B0 train step at 64 px: 61 img/s at batch 32, 72 at
+batch 128); they are meant for accelerators, whose memory a fixed batch leaves idle at small sizes. A stage
+switch costs nothing extra (rates are run-time variables). Eval accuracy after 8 short epochs on 2000 images
+moves by 5-25 points between epochs, so "time to the same accuracy" is mostly noise at this scale; the paper's
 <= 0.5x needs a wider size range (its 128->300 px spans 5.5x the pixels) and longer runs than this CPU allows.
 """
 
