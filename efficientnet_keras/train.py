@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import shutil
@@ -228,15 +229,12 @@ def _fit_segments(c: TrainConfig, stages, num_train: int) -> list[tuple[int, int
     optimizer step)."""
     from efficientnet_keras.progressive import stage_for_epoch
 
-    segments, step = [], 0
-    for epoch in range(c.epochs):
-        batch = stages[stage_for_epoch(epoch, c.epochs, len(stages))].batch_size or c.batch_size
-        if segments and segments[-1][2] == batch:
-            first, _, _, steps, first_step = segments[-1]
-            segments[-1] = (first, epoch + 1, batch, steps, first_step)
-        else:
-            segments.append((epoch, epoch + 1, batch, num_train // batch, step))
-        step += num_train // batch
+    batches = [stages[stage_for_epoch(e, c.epochs, len(stages))].batch_size or c.batch_size for e in range(c.epochs)]
+    segments, epoch, step = [], 0, 0
+    for batch, group in itertools.groupby(batches):
+        epochs, steps = len(list(group)), num_train // batch
+        segments.append((epoch, epoch + epochs, batch, steps, step))
+        epoch, step = epoch + epochs, step + epochs * steps
     return segments
 
 
