@@ -10,13 +10,18 @@ imports them):
   oneDNN default, off on CPUs without AVX-512). The baseline of every ratio.
 - ``ours``: TensorFlow backend as an ``efficientnet_keras`` user gets it (the package imported first: oneDNN on).
 - ``torch`` / ``jax``: the Keras backend of that name, where installed.
+- ``timm``: PyTorch eager with timm's model of the same network (``tf_efficientnet*``: TensorFlow's padding, as
+  ours), in PyTorch's default NCHW layout and in channels_last, where timm is installed
+  (``pip install --no-deps timm==1.0.31``). The PyTorch reference the issue set its targets by.
 
 All processes hold their models at once and take turns: repetition r runs keras.applications and our model in
 ``keras``, then in ``ours``, then in ``torch``..., while the others wait idle. So every number of a table row is
 measured interleaved with every other, and the machine's drift hits them alike. Cells are the median and
-min..max of ``--repeats``; ratios are medians of per-repetition ratios against keras.applications in ``keras``.
+min..max of ``--repeats``; ratios are medians of per-repetition ratios against keras.applications in the
+``--baseline`` configuration (``keras``; on a GPU machine without TensorFlow, e.g. ``jax``).
 FLOPs are the papers' multiply-adds x 2 (a training step: x 3, the forward and two backward products); the
-machine's peak is a float32 2048^2 matmul measured in each process.
+machine's peak is a float32 matmul (2048^2 on CPU, 8192^2 on a GPU) measured in each process. Models and data go
+on the backend's default device: on a GPU machine, the GPU (``--batch_multiplier`` fills it).
 The XLA rows (``--xla_sizes``) time our V2-B0 train step with ``jit_compile`` off and on, in ``ours``.
 """
 
@@ -46,13 +51,17 @@ CONFIGS = {  # name: (KERAS_BACKEND, import efficientnet_keras before keras)
     "ours": ("tensorflow", True),
     "torch": ("torch", True),
     "jax": ("jax", True),
+    "timm": ("torch", True),
 }
-BASELINE = ("keras", "keras.applications")
+TIMM_MODELS = {"EfficientNetB0": "tf_efficientnet_b0", "EfficientNetV2B0": "tf_efficientnetv2_b0",
+               "EfficientNetV2S": "tf_efficientnetv2_s"}
 
 flags.DEFINE_list("workloads", list(WORKLOADS), f"Workloads: {', '.join(WORKLOADS)}.")
 flags.DEFINE_list("configs", list(CONFIGS), "Configurations (those whose backend is not installed are skipped).")
 flags.DEFINE_integer("repeats", 5, "Interleaved repetitions per model (median and spread are reported).")
 flags.DEFINE_integer("steps", 2, "Steps (calls) timed per repetition.")
+flags.DEFINE_string("baseline", "keras", "Configuration whose keras.applications model is every ratio's baseline.")
+flags.DEFINE_integer("batch_multiplier", 1, "Multiplies every workload's batch (an accelerator needs larger ones).")
 flags.DEFINE_list("xla_sizes", ["32", "64", "128"], "V2-B0 train-step sizes (batch 32) timed with and without XLA "
                   "jit_compile in 'ours' (empty: skip).")
 flags.DEFINE_bool("child", False, "Internal: serve one configuration's measurements over stdin/stdout.")
@@ -60,34 +69,138 @@ flags.DEFINE_string("config", None, "Internal: the child's configuration.")
 FLAGS = flags.FLAGS
 
 
-def _installed(backend: str) -> bool:
+def _installed(config: str) -> bool:
     import importlib.util
 
-    return backend == "tensorflow" or importlib.util.find_spec(backend) is not None
+    backend = CONFIGS[config][0]
+    needs = [backend] + (["timm"] if config == "timm" else [])
+    return backend == "tensorflow" or all(importlib.util.find_spec(name) is not None for name in needs)
 
 
 # ---- child: one configuration, commands on stdin, JSON on stdout --------------------------------------------------
 
-def _peak_gflops(keras) -> float:
+def _peak_gflops(keras, accelerator: bool) -> float:
     """float32 matmul GFLOP/s of this process's backend, best of 7: the practical peak of the machine."""
     import numpy as np
 
-    a = keras.ops.convert_to_tensor(np.random.default_rng(0).normal(size=(2048, 2048)).astype("float32"))
+    n, chained = (8192, 10) if accelerator else (2048, 1)  # a GPU needs work enough to hide the launch and copy
+    a = keras.ops.convert_to_tensor(np.random.default_rng(0).normal(size=(n, n)).astype("float32") / n**0.5)
     best = 0.0
     for _ in range(7):
         start = time.perf_counter()
-        keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
-        best = max(best, 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
+        b = a
+        for _ in range(chained):
+            b = keras.ops.matmul(b, a)
+        keras.ops.convert_to_numpy(b[0, 0])
+        best = max(best, chained * 2 * n**3 / (time.perf_counter() - start) / 1e9)
     return best
 
 
-def _setup(keras, ek, task: dict) -> tuple[dict, int, int]:
+def _on_accelerator(keras) -> bool:
+    """Whether this process's Keras backend puts tensors on a GPU/TPU by default."""
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+def _import_timm():
+    """timm, importable without torchvision.
+
+    timm's modules import torchvision at import time for data transforms and FX helpers that its EfficientNets
+    never call. PyPI's torchvision wheel is a CUDA build that fails to import on a CPU-only machine (ours), so when
+    torchvision does not import, placeholder modules stand in for it: every name they hand out is an inert class,
+    and ``InterpolationMode`` is an enum because timm builds dictionaries keyed by its members."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # missing, or the CUDA wheel failing on a CPU machine
+        import enum
+        import importlib.abc
+        import importlib.util
+
+        class Placeholder:
+            def __init__(self, *args, **kwargs):
+                pass
+
+        interpolation = enum.Enum("InterpolationMode", {name: name.lower() for name in
+                                                        "NEAREST NEAREST_EXACT BILINEAR BICUBIC BOX HAMMING LANCZOS".split()})
+
+        def attribute(name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return interpolation if name == "InterpolationMode" else Placeholder
+
+        class StandIn(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "torchvision":
+                    return importlib.util.spec_from_loader(name, self, is_package=True)
+                return None
+
+            def create_module(self, spec):
+                return None
+
+            def exec_module(self, module):
+                module.__getattr__ = attribute
+
+        for name in [m for m in sys.modules if m.split(".")[0] == "torchvision"]:
+            del sys.modules[name]
+        sys.meta_path.insert(0, StandIn())
+    import timm
+
+    return timm
+
+
+def _timm_steps(variant: str, size: int, batch: int, kind: str, x, labels) -> dict:
+    """timm's model of ``variant`` in PyTorch eager, NCHW and channels_last: a step = forward (+ backward + SGD)."""
+    import torch
+
+    timm = _import_timm()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x = torch.as_tensor(x, device=device).permute(0, 3, 1, 2).contiguous()
+    labels = torch.as_tensor(labels, device=device)
+    steps = {}
+    for layout in ("NCHW", "channels_last"):
+        model = timm.create_model(TIMM_MODELS[variant], pretrained=False, num_classes=1000).to(device)
+        inputs = x
+        if layout == "channels_last":
+            model = model.to(memory_format=torch.channels_last)
+            inputs = x.contiguous(memory_format=torch.channels_last)
+        if kind == "train":
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+
+            def step(model=model, inputs=inputs, optimizer=optimizer):
+                optimizer.zero_grad(set_to_none=True)
+                torch.nn.functional.cross_entropy(model(inputs), labels).backward()
+                optimizer.step()
+                if device == "cuda":
+                    torch.cuda.synchronize()
+        else:
+            model.eval()
+
+            def step(model=model, inputs=inputs):
+                with torch.inference_mode():
+                    model(inputs)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+        steps[f"timm {layout}"] = step
+    return steps
+
+
+def _setup(keras, ek, task: dict, config: str) -> tuple[dict, int, int]:
     """Step functions (already traced and warmed up) of one task, its batch size and FLOPs per image."""
     import numpy as np
 
     rng = np.random.default_rng(0)
     if "xla_size" in task:
-        size, batch, classes = task["xla_size"], 32, 10
+        size, batch, classes = task["xla_size"], 32 * FLAGS.batch_multiplier, 10
         models = {}
         for jit in (False, True):
             model = ek.create_model("EfficientNetV2B0", weights=None, input_shape=(size, size, 3), classes=10)
@@ -96,11 +209,20 @@ def _setup(keras, ek, task: dict) -> tuple[dict, int, int]:
         kind, flops = "train", 0
     else:
         variant, size, batch, kind = WORKLOADS[task["workload"]]
+        batch *= FLAGS.batch_multiplier
         classes = 1000
         shape = (size, size, 3)
+        ours = ek.create_model(variant, weights=None, input_shape=shape)
+        flops = 2 * ek.count_flops(ours) * (3 if kind == "train" else 1)
+        if config == "timm":
+            x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
+            steps = _timm_steps(variant, size, batch, kind, x, rng.integers(0, classes, batch))
+            for step in steps.values():
+                step()
+                step()
+            return steps, batch, flops
         models = {"keras.applications": getattr(keras.applications, variant)(weights=None, input_shape=shape),
-                  "ours": ek.create_model(variant, weights=None, input_shape=shape)}
-        flops = 2 * ek.count_flops(models["ours"]) * (3 if kind == "train" else 1)
+                  "ours": ours}
         if kind == "infer" and keras.backend.backend() == "tensorflow":
             from efficientnet_keras.export import fold_batchnorm
 
@@ -127,13 +249,14 @@ def _child() -> None:
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset") if backend == "tensorflow" else "n/a"
     import efficientnet_keras as ek
 
-    _reply({"peak_gflops": _peak_gflops(keras), "onednn": onednn})
+    accelerator = _on_accelerator(keras)
+    _reply({"peak_gflops": _peak_gflops(keras, accelerator), "onednn": onednn, "accelerator": accelerator})
     steps, batch = {}, 0
     for line in sys.stdin:
         task = json.loads(line)
         if task["op"] == "setup":
             steps = {}  # release the previous task's models before building the next
-            steps, batch, flops = _setup(keras, ek, task)
+            steps, batch, flops = _setup(keras, ek, task, FLAGS.config)
             _reply({"flops": flops})
         else:  # one repetition: each model in turn
             rates = {}
@@ -157,7 +280,8 @@ class _Config:
         env = {**os.environ, "KERAS_BACKEND": CONFIGS[name][0], "TF_CPP_MIN_LOG_LEVEL": "3"}
         env.pop("TF_ENABLE_ONEDNN_OPTS", None)
         self.errors = tempfile.TemporaryFile("w+")
-        self.proc = subprocess.Popen([sys.executable, __file__, "--child", f"--config={name}", f"--steps={FLAGS.steps}"],
+        self.proc = subprocess.Popen([sys.executable, __file__, "--child", f"--config={name}", f"--steps={FLAGS.steps}",
+                                      f"--batch_multiplier={FLAGS.batch_multiplier}"],
                                      env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
                                      text=True)
         self.info = self.read()
@@ -204,21 +328,26 @@ def main(argv):
     unknown = (set(FLAGS.workloads) - set(WORKLOADS)) | (set(FLAGS.configs) - set(CONFIGS))
     if unknown:
         raise SystemExit(f"Unknown workload/configuration: {', '.join(sorted(unknown))}.")
+    if FLAGS.baseline not in FLAGS.configs or FLAGS.baseline == "timm":
+        raise SystemExit(f"--baseline={FLAGS.baseline} must be one of --configs with keras.applications models "
+                         f"({', '.join(c for c in FLAGS.configs if c != 'timm')}).")
     configs = []
     for name in FLAGS.configs:
-        if not _installed(CONFIGS[name][0]):
-            print(f"[{name}: Keras backend {CONFIGS[name][0]!r} not installed, skipped]")
+        if not _installed(name):
+            print(f"[{name}: {'timm or ' if name == 'timm' else ''}Keras backend {CONFIGS[name][0]!r} not installed, "
+                  "skipped]")
             continue
         configs.append(_Config(name))
         info = configs[-1].info
-        print(f"[{name}: backend {CONFIGS[name][0]}, TF_ENABLE_ONEDNN_OPTS when TensorFlow started: {info['onednn']}, "
+        print(f"[{name}: backend {CONFIGS[name][0]}, {'GPU/TPU' if info['accelerator'] else 'CPU'}, "
+              f"TF_ENABLE_ONEDNN_OPTS when TensorFlow started: {info['onednn']}, "
               f"float32 matmul {info['peak_gflops']:.0f} GFLOP/s]", flush=True)
     peaks = {c.name: c.info["peak_gflops"] for c in configs}
     print(f"\n{'workload':<11} {'config':<6} {'model':<20} {'images/s':>20} {'vs keras.applications':>22} "
           f"{'GFLOP/s':>8} {'% peak':>6}", flush=True)
     for workload in FLAGS.workloads:
         flops, rates = _measure(configs, {"workload": workload})
-        base = rates.get(BASELINE[0], {}).get(BASELINE[1])
+        base = rates.get(FLAGS.baseline, {}).get("keras.applications")
         for config, by_model in rates.items():
             for model, r in by_model.items():
                 gflops = statistics.median(r) * flops[config] / 1e9
