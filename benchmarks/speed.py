@@ -23,6 +23,20 @@ FLOPs are the papers' multiply-adds x 2 (a training step: x 3, the forward and t
 machine's peak is a float32 matmul (2048^2 on CPU, 8192^2 on a GPU) measured in each process. Models and data go
 on the backend's default device: on a GPU machine, the GPU (``--batch_multiplier`` fills it).
 The XLA rows (``--xla_sizes``) time our V2-B0 train step with ``jit_compile`` off and on, in ``ours``.
+The stage rows (``--stage_sizes``) time our V2-S train step at progressive learning's image sizes (the paper's
+128 -> 300 px in 4 stages, the batch fixed) in ``--stage_config``: the cost of an image at each size against the
+last stage's, and so the time of a progressive run with equal stages against a fixed run at the largest size.
+Where compute dominates, the cost follows the pixels; where per-op overhead does, it stays flat.
+
+Measured 2026-11-24 (raw outputs in ``benchmarks/results/``; the README's Speed section has the tables):
+
+- 2-core AVX2 CPU, ``--configs=keras,ours,timm --xla_sizes=``: train steps ours 1.34x / 1.36x / 1.53x
+  (V2-S / V2-B0 / B0) against keras.applications; timm channels_last 1.38x / 1.42x / 1.49x, NCHW 1.28x / 1.24x /
+  1.18x. Inference ours 1.12-1.50x, BN-folded 1.23-1.84x; timm 0.87-1.14x.
+- One H100, no TensorFlow there: ``--configs=jax,torch,timm --baseline=jax --batch_multiplier=8 --steps=20``:
+  ours under JAX 0.93-1.06x keras.applications (the same XLA program); timm trains at 0.73-1.05x and infers at
+  1.5-2.7x; Keras' torch backend 0.13-0.18x. Stage rows (``--stage_config=jax``): 128/184/240/300 px cost
+  0.39/0.46/0.67/1.00 of a 300 px image: a 4-stage run takes 0.63x a fixed run's time per epoch.
 """
 
 from __future__ import annotations
@@ -64,6 +78,9 @@ flags.DEFINE_string("baseline", "keras", "Configuration whose keras.applications
 flags.DEFINE_integer("batch_multiplier", 1, "Multiplies every workload's batch (an accelerator needs larger ones).")
 flags.DEFINE_list("xla_sizes", ["32", "64", "128"], "V2-B0 train-step sizes (batch 32) timed with and without XLA "
                   "jit_compile in 'ours' (empty: skip).")
+flags.DEFINE_list("stage_sizes", ["128", "184", "240", "300"], "V2-S train-step image sizes (batch 16 x "
+                  "--batch_multiplier) timed in --stage_config (empty: skip).")
+flags.DEFINE_string("stage_config", "ours", "Configuration of the stage rows.")
 flags.DEFINE_bool("child", False, "Internal: serve one configuration's measurements over stdin/stdout.")
 flags.DEFINE_string("config", None, "Internal: the child's configuration.")
 FLAGS = flags.FLAGS
@@ -207,6 +224,11 @@ def _setup(keras, ek, task: dict, config: str) -> tuple[dict, int, int]:
             model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy", jit_compile=jit)
             models["xla" if jit else "no_xla"] = model
         kind, flops = "train", 0
+    elif "stage_size" in task:
+        size, batch, classes = task["stage_size"], 16 * FLAGS.batch_multiplier, 1000
+        model = ek.create_model("EfficientNetV2S", weights=None, input_shape=(size, size, 3))
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy")
+        models, kind, flops = {"ours": model}, "train", 6 * ek.count_flops(model)
     else:
         variant, size, batch, kind = WORKLOADS[task["workload"]]
         batch *= FLAGS.batch_multiplier
@@ -361,6 +383,23 @@ def main(argv):
             r = rates["ours"]
             print(f"  {size:>4} px: without {_cell(r['no_xla'])}, with {_cell(r['xla'])} images/s: "
                   f"XLA {_ratio(r['xla'], r['no_xla'])}", flush=True)
+    staged = [c for c in configs if c.name == FLAGS.stage_config]
+    if staged and FLAGS.stage_sizes:
+        sizes = sorted(map(int, FLAGS.stage_sizes))
+        print(f"\nOur V2-S train step (batch {16 * FLAGS.batch_multiplier}) at progressive learning's image sizes, in "
+              f"'{FLAGS.stage_config}':")
+        measured = {}
+        for size in sizes:
+            flops, rates = _measure(staged, {"stage_size": size})
+            measured[size] = (rates[FLAGS.stage_config]["ours"], flops[FLAGS.stage_config])
+        costs = {size: 1 / statistics.median(r) for size, (r, _) in measured.items()}  # seconds per image
+        for size, (r, flops) in measured.items():
+            print(f"  {size:>4} px: {_cell(r)} images/s, {statistics.median(r) * flops / 1e9:.1f} GFLOP/s; cost per "
+                  f"image {costs[size] / costs[sizes[-1]]:.2f}x the {sizes[-1]} px one (pixels: "
+                  f"{(size / sizes[-1]) ** 2:.2f}x)", flush=True)
+        pixels = statistics.mean((size / sizes[-1]) ** 2 for size in sizes)
+        print(f"  a progressive run with one equal stage per size takes {statistics.mean(costs.values()) / costs[sizes[-1]]:.2f}x "
+              f"the time of a fixed run at {sizes[-1]} px (if cost followed pixels: {pixels:.2f}x)", flush=True)
     for c in configs:
         c.close()
 
