@@ -175,12 +175,13 @@ def _import_timm():
     return timm
 
 
-def _timm_steps(variant: str, size: int, batch: int, kind: str, x, labels) -> dict:
+def _timm_steps(variant: str, kind: str, x, labels) -> dict:
     """timm's model of ``variant`` in PyTorch eager, NCHW and channels_last: a step = forward (+ backward + SGD)."""
     import torch
 
     timm = _import_timm()
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    finish = torch.cuda.synchronize if device == "cuda" else (lambda: None)  # a GPU step ends when its kernels do
     x = torch.as_tensor(x, device=device).permute(0, 3, 1, 2).contiguous()
     labels = torch.as_tensor(labels, device=device)
     steps = {}
@@ -197,16 +198,14 @@ def _timm_steps(variant: str, size: int, batch: int, kind: str, x, labels) -> di
                 optimizer.zero_grad(set_to_none=True)
                 torch.nn.functional.cross_entropy(model(inputs), labels).backward()
                 optimizer.step()
-                if device == "cuda":
-                    torch.cuda.synchronize()
+                finish()
         else:
             model.eval()
 
             def step(model=model, inputs=inputs):
                 with torch.inference_mode():
                     model(inputs)
-                if device == "cuda":
-                    torch.cuda.synchronize()
+                finish()
         steps[f"timm {layout}"] = step
     return steps
 
@@ -238,7 +237,7 @@ def _setup(keras, ek, task: dict, config: str) -> tuple[dict, int, int]:
         flops = 2 * ek.count_flops(ours) * (3 if kind == "train" else 1)
         if config == "timm":
             x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
-            steps = _timm_steps(variant, size, batch, kind, x, rng.integers(0, classes, batch))
+            steps = _timm_steps(variant, kind, x, rng.integers(0, classes, batch))
             for step in steps.values():
                 step()
                 step()
