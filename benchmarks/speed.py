@@ -235,26 +235,25 @@ def _setup(keras, ek, task: dict, config: str) -> tuple[dict, int, int]:
         shape = (size, size, 3)
         ours = ek.create_model(variant, weights=None, input_shape=shape)
         flops = 2 * ek.count_flops(ours) * (3 if kind == "train" else 1)
-        if config == "timm":
-            x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
-            steps = _timm_steps(variant, kind, x, rng.integers(0, classes, batch))
-            for step in steps.values():
-                step()
-                step()
-            return steps, batch, flops
-        models = {"keras.applications": getattr(keras.applications, variant)(weights=None, input_shape=shape),
-                  "ours": ours}
-        if kind == "infer" and keras.backend.backend() == "tensorflow":
-            from efficientnet_keras.export import fold_batchnorm
+        models = None  # timm builds its own, below
+        if config != "timm":
+            models = {"keras.applications": getattr(keras.applications, variant)(weights=None, input_shape=shape),
+                      "ours": ours}
+            if kind == "infer" and keras.backend.backend() == "tensorflow":
+                from efficientnet_keras.export import fold_batchnorm
 
-            models["ours, BN folded"] = fold_batchnorm(models["ours"])
-        if kind == "train":
-            for model in models.values():
-                model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy")
+                models["ours, BN folded"] = fold_batchnorm(models["ours"])
+            if kind == "train":
+                for model in models.values():
+                    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy")
     x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
-    y = np.eye(classes, dtype="float32")[rng.integers(0, classes, batch)]
-    steps = {key: (lambda m=m: m.train_on_batch(x, y)) if kind == "train" else (lambda m=m: m.predict_on_batch(x))
-             for key, m in models.items()}
+    labels = rng.integers(0, classes, batch)
+    if models is None:
+        steps = _timm_steps(variant, kind, x, labels)
+    else:
+        y = np.eye(classes, dtype="float32")[labels]
+        steps = {key: (lambda m=m: m.train_on_batch(x, y)) if kind == "train" else (lambda m=m: m.predict_on_batch(x))
+                 for key, m in models.items()}
     for step in steps.values():
         step()  # trace / compile
         step()
