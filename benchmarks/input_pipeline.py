@@ -26,9 +26,9 @@ import keras
 import numpy as np
 from absl import app, flags
 
-from efficientnet_keras import data
+from efficientnet_keras.training import data
 
-flags.DEFINE_string("dataset", "digits", "Dataset name (see efficientnet_keras.data.load_source).")
+flags.DEFINE_string("dataset", "digits", "Dataset name (see efficientnet_keras.training.data.load_source).")
 flags.DEFINE_string("model", "EfficientNetV2B0", "Variant whose train step is the consumer.")
 flags.DEFINE_list("sizes", ["32", "48", "64"], "Stage image sizes to measure.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.")

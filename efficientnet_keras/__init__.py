@@ -14,6 +14,11 @@ import platform as _platform
 if _platform.machine().lower() in ("x86_64", "amd64"):
     _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+if _os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+    from efficientnet_keras._quiet import import_tensorflow_quietly as _import_tensorflow_quietly
+
+    _import_tensorflow_quietly()
+
 from efficientnet_keras import block_args
 from efficientnet_keras.builder import Family, build_efficientnet, round_filters, round_repeats
 from efficientnet_keras.features import feature_extractor, feature_layer_names

@@ -22,15 +22,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
-from efficientnet_keras.data import DEFAULT_CROP_FRACTION
+from efficientnet_keras import _keras_private as private
 from efficientnet_keras.layers import FoldedBatchNorm
+from efficientnet_keras.transforms import DEFAULT_CROP_FRACTION
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"
@@ -90,23 +90,25 @@ def load_servable(model: str | keras.Model, weights: str | None = "imagenet", im
     """
     from efficientnet_keras.models import create_model, get_variant
 
+    import tensorflow as tf
+
     run: dict = {}
     if isinstance(model, keras.Model):
         net = model
-    elif isinstance(model, str) and os.path.isdir(model):
-        path = os.path.join(model, TRAINED_MODEL_FILE)
-        if not os.path.exists(path):
+    elif isinstance(model, str) and not model.endswith(".keras") and tf.io.gfile.isdir(model):
+        path = f"{model.rstrip('/')}/{TRAINED_MODEL_FILE}"
+        if not tf.io.gfile.exists(path):
             raise ValueError(f"{model!r} is a folder without {TRAINED_MODEL_FILE}: not a finished training run "
                              "(python -m efficientnet_keras.train writes it at the end).")
-        results = os.path.join(model, "results.json")
-        if os.path.exists(results):
-            with open(results) as f:
+        results = f"{model.rstrip('/')}/results.json"
+        if tf.io.gfile.exists(results):
+            with tf.io.gfile.GFile(results) as f:
                 run = json.load(f)
-        net = keras.saving.load_model(path)
+        net = _load_keras(path)
     elif isinstance(model, str) and model.endswith(".keras"):
-        if not os.path.exists(model):
+        if not tf.io.gfile.exists(model):
             raise ValueError(f"Model file not found: {model}")
-        net = keras.saving.load_model(model)
+        net = _load_keras(model)
     elif isinstance(model, str) and _is_variant(model):
         net = create_model(model, weights=weights)
         run = {"eval_size": get_variant(model).resolution}
@@ -121,29 +123,36 @@ def load_servable(model: str | keras.Model, weights: str | None = "imagenet", im
     return Servable(net, int(size), list(names), crop_fraction or run.get("crop_fraction") or DEFAULT_CROP_FRACTION)
 
 
+def _load_keras(path: str) -> keras.Model:
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (TypeError, ValueError) as e:
+        if "Could not locate" in str(e) or "Unknown" in str(e):
+            raise ValueError(f"{path} holds a class Keras cannot find ({e}). A model trained by an older version "
+                             "of efficientnet_keras saved its optimizer; re-save it with efficientnet_keras.train "
+                             "imported.") from None
+        raise
+
+
 # ------------------------------------------------------------------------------------------- BatchNorm folding
-
-
-def _producer(tensor):
-    return tensor._keras_history.operation
 
 
 def foldable_pairs(model: keras.Model) -> dict[str, str]:
     """``{batchnorm name: conv name}`` for each BatchNorm fed by a Conv2D/DepthwiseConv2D it alone consumes."""
     consumers: dict[str, int] = {}
     for layer in model.layers:
-        for node in layer._inbound_nodes:
+        for node in private.inbound_nodes(layer):
             for t in keras.tree.flatten(node.arguments.keras_tensors):
-                consumers[_producer(t).name] = consumers.get(_producer(t).name, 0) + 1
-    outputs = {_producer(t).name for t in keras.tree.flatten(model.outputs)}
+                consumers[private.producer(t).name] = consumers.get(private.producer(t).name, 0) + 1
+    outputs = {private.producer(t).name for t in keras.tree.flatten(model.outputs)}
     pairs = {}
     for layer in model.layers:
-        if not isinstance(layer, keras.layers.BatchNormalization) or len(layer._inbound_nodes) != 1:
+        if not isinstance(layer, keras.layers.BatchNormalization) or len(private.inbound_nodes(layer)) != 1:
             continue
-        conv = _producer(layer.input)
+        conv = private.producer(layer.input)
         if (isinstance(conv, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) and conv.activation is
                 keras.activations.linear and consumers.get(conv.name) == 1 and conv.name not in outputs
-                and len(conv._inbound_nodes) == 1):
+                and len(private.inbound_nodes(conv)) == 1):
             pairs[layer.name] = conv.name
     return pairs
 
@@ -167,7 +176,7 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
         return layer.__class__.from_config(config)
 
     inputs = keras.tree.map_structure(
-        lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=_producer(t).name), model.input)
+        lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=private.producer(t).name), model.input)
     folded = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
     for layer in model.layers:
         if layer.name in pairs or layer.name in convs or not layer.weights:
@@ -201,28 +210,34 @@ def _bn_params(bn):
 
 def next_version(export_dir: str) -> int:
     """One more than the largest numeric version folder (TF Serving serves the largest), or 1."""
-    if not os.path.isdir(export_dir):
+    import tensorflow as tf
+
+    if not tf.io.gfile.isdir(export_dir):
         return 1
-    versions = [int(d) for d in os.listdir(export_dir) if re.fullmatch(r"\d+", d)]
+    versions = [int(d.rstrip("/")) for d in tf.io.gfile.listdir(export_dir) if re.fullmatch(r"\d+/?", d)]
     return max(versions, default=0) + 1
 
 
 def _prepare_output(path: str, overwrite: bool) -> None:
-    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+    """Refuse to replace a non-empty output without ``overwrite`` (local or remote storage, through gfile)."""
+    import tensorflow as tf
+
+    gfile = tf.io.gfile
+    if gfile.exists(path) and (not gfile.isdir(path) or gfile.listdir(path)):
         if not overwrite:
             raise ValueError(f"{path} already exists and is not empty; pass overwrite=True (--overwrite) to replace "
                              "it, or choose another version.")
-        if os.path.isdir(path):
-            shutil.rmtree(path)
+        if gfile.isdir(path):
+            gfile.rmtree(path)
         else:
-            os.remove(path)
+            gfile.remove(path)
 
 
 def serving_functions(servable: Servable, top_k: int = 5) -> dict[str, tuple[Callable, list]]:
     """``{signature name: (function, input signature)}`` of the exported SavedModel (TensorFlow ops)."""
     import tensorflow as tf
 
-    from efficientnet_keras.data import center_crop
+    from efficientnet_keras.transforms import center_crop, decode_rgb
 
     classes = len(servable.class_names)
     if not 1 <= top_k <= classes:
@@ -238,8 +253,7 @@ def serving_functions(servable: Servable, top_k: int = 5) -> dict[str, tuple[Cal
         return {"class_ids": top.indices, "class_names": tf.gather(names, top.indices), "probabilities": top.values}
 
     def decode(image_bytes):
-        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-        return center_crop(image, size, crop)
+        return center_crop(decode_rgb(image_bytes), size, crop)
 
     def serve_bytes(image_bytes):
         images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
@@ -261,7 +275,7 @@ def export_saved_model(servable: Servable, export_dir: str, version: int | None 
     version = next_version(export_dir) if version is None else version
     if version < 0:
         raise ValueError(f"version must be a non-negative integer, got {version}.")
-    path = os.path.join(export_dir, str(version))
+    path = f"{export_dir.rstrip('/')}/{version}"
     functions = serving_functions(servable, top_k)  # validates top_k before anything is written
     _prepare_output(path, overwrite)
     archive = keras.export.ExportArchive()
@@ -269,7 +283,9 @@ def export_saved_model(servable: Servable, export_dir: str, version: int | None 
     for name, (fn, signature) in functions.items():
         archive.add_endpoint(name, fn, input_signature=signature)
     archive.write_out(path, verbose=False)
-    with open(os.path.join(path, "assets.extra.json"), "w") as f:  # what a client wants to know, beside the model
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(f"{path}/assets.extra.json", "w") as f:  # what a client wants to know, beside the model
         json.dump({"model": servable.model.name, "image_size": servable.image_size,
                    "crop_fraction": servable.crop_fraction, "top_k": top_k,
                    "signatures": {SERVING_DEFAULT: BYTES_INPUT, SERVING_IMAGES: IMAGES_INPUT}}, f, indent=2)
@@ -306,7 +322,8 @@ def export_tflite(servable: Servable, path: str, quantize: str | None = None,
                        target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]},
                        inference_input_type=tf.uint8, inference_output_type=tf.uint8)
     _prepare_output(path, overwrite)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if "://" not in path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     servable.model.export(path, format="litert", verbose=False,
                           input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name=IMAGES_INPUT)],
                           **options)
@@ -368,19 +385,19 @@ def calibration_images(source: str, image_size: int, limit: int = 200,
     (all JPEG/PNG/BMP/GIF files below it, sorted) or from a dataset name's training split (``data.load_source``)."""
     import tensorflow as tf
 
-    from efficientnet_keras import data as data_lib
+    from efficientnet_keras.transforms import center_crop
 
-    if os.path.isdir(source):
-        files = sorted(os.path.join(d, f) for d, _, fs in os.walk(source) for f in fs
+    if tf.io.gfile.isdir(source):
+        files = sorted(f"{d.rstrip('/')}/{f}" for d, _, fs in tf.io.gfile.walk(source) for f in fs
                        if f.lower().endswith(IMAGE_EXTENSIONS))[:limit]
         if not files:
             raise ValueError(f"No JPEG/PNG/BMP/GIF images below {source!r} to calibrate with.")
-        images = (tf.io.decode_image(tf.io.read_file(f), channels=3, expand_animations=False) for f in files)
-    else:
-        train, _, _ = data_lib.load_source(source)
-        train = data_lib.limit(train, limit)
-        images = (image for image, _ in data_lib._as_dataset(train))
-    return np.stack([data_lib.center_crop(image, image_size, crop_fraction).numpy() for image in images])
+        return np.stack([center_crop(tf.io.read_file(f), image_size, crop_fraction).numpy() for f in files])
+    from efficientnet_keras.training import data as data_lib  # a dataset name: read as the trainer does
+
+    train, _, info = data_lib.load_source(source)
+    ds = data_lib.make_eval_dataset(data_lib.limit(train, limit), info, image_size, 32, crop_fraction)
+    return np.concatenate([images.numpy() for images, _ in ds])
 
 
 def _require_tensorflow_backend() -> None:

@@ -6,6 +6,8 @@ import math
 
 import keras
 
+from efficientnet_keras import _keras_private as private
+
 __all__ = ["count_flops"]
 
 
@@ -24,7 +26,7 @@ def count_flops(model: keras.Model) -> int:
     squeeze-excite scaling are elementwise and left out, as in the papers' counts.
     """
     total = 0
-    for layer in model._flatten_layers(include_self=False):
+    for layer in private.flatten_layers(model, include_self=False):
         if isinstance(layer, keras.layers.DepthwiseConv2D):
             kh, kw, channels, multiplier = layer.kernel.shape
             total += _spatial(layer.output.shape) * kh * kw * channels * multiplier

@@ -14,6 +14,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from efficientnet_keras import _keras_private as private
+
 __all__ = ["AdjustableDropout", "StochasticDepth", "BatchNormalization", "FoldedBatchNorm", "reseed",
            "set_regularization", "get_regularization", "TOP_DROPOUT_NAME"]
 
@@ -203,7 +205,7 @@ def set_regularization(
         retrace |= _set_rate(model, layer, dropout)
     if stochastic_depth is not None:
         stochastic_depth = _check_rate("stochastic_depth", stochastic_depth)
-        layers = [layer for layer in model._flatten_layers() if isinstance(layer, StochasticDepth)]
+        layers = [layer for layer in private.flatten_layers(model) if isinstance(layer, StochasticDepth)]
         if not layers:
             raise ValueError(f"Model '{model.name}' has no StochasticDepth layers to change.")
         for layer in layers:
@@ -216,7 +218,7 @@ def set_regularization(
 def get_regularization(model: keras.Model) -> dict[str, float]:
     """The model's current top dropout and stochastic-depth rate of the last block (the maximum)."""
     top = _find_top_dropout(model)
-    depth = [layer for layer in model._flatten_layers() if isinstance(layer, StochasticDepth)]
+    depth = [layer for layer in private.flatten_layers(model) if isinstance(layer, StochasticDepth)]
     max_rate = 0.0
     for layer in depth:
         if layer.depth_fraction > 0:
@@ -239,7 +241,7 @@ def _set_rate(model: keras.Model, layer: keras.layers.Layer, rate: float) -> boo
 
 
 def _find_top_dropout(model: keras.Model):
-    for layer in model._flatten_layers():
+    for layer in private.flatten_layers(model):
         if layer.name == TOP_DROPOUT_NAME and isinstance(layer, (AdjustableDropout, keras.layers.Dropout)):
             return layer
     return None
@@ -263,7 +265,7 @@ def reseed(layers, seed: int, epoch: int) -> None:
     """
     k = 0
     for layer in layers:
-        for sub in layer._flatten_layers():
+        for sub in private.flatten_layers(layer):
             for value in vars(sub).values():
                 if isinstance(value, keras.random.SeedGenerator):
                     k += 1

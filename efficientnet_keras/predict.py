@@ -23,7 +23,7 @@ flags.DEFINE_string("weights", "imagenet", '"imagenet" or a weights file path.')
 flags.DEFINE_integer("top", 5, "How many classes to print per image.", lower_bound=1, upper_bound=1000)
 flags.DEFINE_float("crop_fraction", 0.875, "Central crop kept before resizing (the papers' 224/256).")
 
-from efficientnet_keras.data import DEFAULT_CROP_FRACTION  # noqa: E402  the official 224/256 evaluation crop
+from efficientnet_keras.transforms import DEFAULT_CROP_FRACTION  # noqa: E402  the official 224/256 evaluation crop
 
 
 def sample_images() -> dict[str, np.ndarray]:
@@ -48,7 +48,7 @@ def load_image(path: str) -> np.ndarray:
 
 def center_crop_resize(image: np.ndarray, size: int, crop_fraction: float = DEFAULT_CROP_FRACTION) -> np.ndarray:
     """The evaluation transform (``data.center_crop``) on one image, as a float32 array in [0, 255]."""
-    from efficientnet_keras.data import center_crop
+    from efficientnet_keras.transforms import center_crop
 
     return center_crop(image, size, crop_fraction).numpy()
 

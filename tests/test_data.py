@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from efficientnet_keras import data
-from efficientnet_keras.data import Stage, StageState
+from efficientnet_keras.training import data
+from efficientnet_keras.training.data import Stage, StageState
 
 STAGES = [Stage(32, 0, 0, 0.1), Stage(48, 10, 0.8, 0.2)]
 

@@ -14,7 +14,7 @@ import tensorflow as tf
 from conftest import random_images
 
 from efficientnet_keras import build_efficientnet, create_model
-from efficientnet_keras import data as data_lib
+from efficientnet_keras.training import data as data_lib
 from efficientnet_keras import export
 
 TINY_BLOCKS = ["r1_k3_s1_e1_i16_o16_c1", "r1_k3_s2_e4_i16_o24_se0.25"]

@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 
 import efficientnet_keras as ek
-from efficientnet_keras import data
-from efficientnet_keras.data import Stage, StageState
-from efficientnet_keras.progressive import (PRESETS, ProgressiveConfig, ProgressiveLearning, scale_batch,
+from efficientnet_keras.training import data
+from efficientnet_keras.training.data import Stage, StageState
+from efficientnet_keras.training.progressive import (PRESETS, ProgressiveConfig, ProgressiveLearning, scale_batch,
                                            stage_for_epoch)
 from conftest import count_traces
 

@@ -19,7 +19,8 @@ from typing import Sequence
 
 import keras
 
-from efficientnet_keras.data import Stage, StageAugmenters, StageState
+from efficientnet_keras.training.augment import StageAugmenters
+from efficientnet_keras.training.data import Stage, StageState
 from efficientnet_keras.layers import reseed, set_regularization
 
 __all__ = ["ProgressiveConfig", "PRESETS", "preset_for", "ProgressiveLearning", "stage_for_epoch", "scale_batch"]
@@ -35,6 +36,7 @@ class ProgressiveConfig:
     dropout: tuple[float, float]
     stochastic_depth: tuple[float, float] = (0.2, 0.2)
     num_stages: int = 4
+    cutmix_alpha: tuple[float, float] = (0.0, 0.0)
     size_multiple: int = 8  # sizes rounded to a multiple of 8 (TPU-friendly), never below the model's 32
 
     def __post_init__(self):
@@ -46,7 +48,7 @@ class ProgressiveConfig:
                 f"image_size range {self.image_size} is invalid: sizes must be >= 32 (the network halves the image "
                 "five times) and min <= max."
             )
-        for name in ("randaug_magnitude", "mixup_alpha", "dropout", "stochastic_depth"):
+        for name in ("randaug_magnitude", "mixup_alpha", "cutmix_alpha", "dropout", "stochastic_depth"):
             a, b = getattr(self, name)
             if a < 0 or b < 0:
                 raise ValueError(f"{name} range {(a, b)} must not be negative.")
@@ -64,7 +66,7 @@ class ProgressiveConfig:
             size = int(round(lerp(self.image_size, i) / self.size_multiple) * self.size_multiple)
             size = max(32, min(size, self.image_size[1])) if i < self.num_stages - 1 else self.image_size[1]
             out.append(Stage(size, lerp(self.randaug_magnitude, i), lerp(self.mixup_alpha, i), lerp(self.dropout, i),
-                             lerp(self.stochastic_depth, i)))
+                             lerp(self.stochastic_depth, i), lerp(self.cutmix_alpha, i)))
         return out
 
 
@@ -139,6 +141,7 @@ class ProgressiveLearning(keras.callbacks.Callback):
         if index != self.current and self.verbose:
             print(f"\nProgressive learning: stage {index + 1}/{len(self.stages)} from epoch {epoch + 1}: "
                   f"image {stage.image_size}px, RandAugment {stage.randaug_magnitude:g}, mixup {stage.mixup_alpha:g}, "
+                  f"cutmix {stage.cutmix_alpha:g}, "
                   f"dropout {stage.dropout:g}, stochastic depth {stage.stochastic_depth:g}")
         self.current = index
 
@@ -151,6 +154,7 @@ class ProgressiveLearning(keras.callbacks.Callback):
             image_size=float(stage.image_size),
             randaug_magnitude=float(stage.randaug_magnitude),
             mixup_alpha=float(stage.mixup_alpha),
+            cutmix_alpha=float(stage.cutmix_alpha),
             dropout=float(stage.dropout),
             stochastic_depth=float(stage.stochastic_depth),
         )

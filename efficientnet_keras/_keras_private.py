@@ -1,0 +1,49 @@
+"""Every private Keras API this package relies on, in one place (Keras 3.15).
+
+Each is used because Keras offers no public way to do the thing; tests/test_keras_private.py checks each one's
+existence and meaning, so a Keras release that changes one fails there, by name, instead of somewhere deep.
+"""
+
+from __future__ import annotations
+
+import keras
+
+__all__ = ["flatten_layers", "inbound_nodes", "producer", "ema_variables", "rmsprop_slots", "EMA_UPDATE_METHOD",
+           "clear_initial_epoch"]
+
+# The optimizer method that updates the EMA of the trainable weights after each step; our optimizers override it
+# (training/optimizers.py) to add the official EMA warm-up.
+EMA_UPDATE_METHOD = "_update_model_variables_moving_average"
+
+
+def flatten_layers(layer: keras.layers.Layer, include_self: bool = True):
+    """Every layer nested in ``layer`` (depth first), sublayers of custom layers included."""
+    return list(layer._flatten_layers(include_self=include_self))
+
+
+def inbound_nodes(layer: keras.layers.Layer) -> list:
+    """The Functional-graph nodes at which ``layer`` is called (one per call)."""
+    return layer._inbound_nodes
+
+
+def producer(tensor) -> keras.layers.Layer:
+    """The layer (operation) whose output a symbolic Keras tensor is."""
+    return tensor._keras_history.operation
+
+
+def ema_variables(optimizer: keras.optimizers.Optimizer) -> list:
+    """The optimizer's EMA copies of the trainable weights (``use_ema=True``), in the weights' order."""
+    return optimizer._model_variables_moving_average
+
+
+def rmsprop_slots(optimizer: keras.optimizers.RMSprop, variable) -> tuple:
+    """RMSprop's (mean square, momentum or None) accumulators of ``variable``."""
+    index = optimizer._get_variable_index(variable)
+    momentum = optimizer._momentums[index] if optimizer.momentum > 0 else None
+    return optimizer._velocities[index], momentum
+
+
+def clear_initial_epoch(model: keras.Model) -> None:
+    """Forget the start epoch that BackupAndRestore set on restore: Keras never clears it, so without this the next
+    ``fit()`` of a run made of several would start at the restored epoch again."""
+    model._initial_epoch = None

@@ -1,0 +1,542 @@
+"""Input pipelines at ImageNet scale: tfds datasets, image folders and embedded datasets, read the way the
+official code reads ImageNet.
+
+- Images stay encoded until the map that needs them: tfds with ``SkipDecoding``, image folders as files. JPEG is
+  decoded and randomly cropped in one op (``decode_and_crop_jpeg``: only the crop window is decoded), PNG/GIF/BMP
+  by the general decoder; grayscale and CMYK become RGB. Each image is resized to the stage's size before
+  batching and augmented in float32; the model casts at its input (mixed precision).
+- Order: every epoch is a pure function of (seed, epoch). Files (image folders, small or in-memory datasets:
+  each example) are permuted exactly with ``index_shuffle``; tfds shards are permuted per epoch and their examples
+  shuffled through a buffer seeded by (seed, epoch). A resumed run sees the same order as an uninterrupted one.
+- Memory: decoded training images are never cached. Encoded bytes are cached in memory when the split's encoded
+  size is at most ``cache_limit_mb`` (default 1 GiB); a larger split streams from storage every epoch.
+- Per host: under multi-worker and TPU strategies each input pipeline (``tf.distribute.InputContext``) reads its
+  own share (shards of files, else of examples) and batches per replica.
+- Corrupt images are skipped and counted (``SkippedImages``), never a crash mid-epoch; the trainer logs the count.
+- Evaluation can emit static batch shapes (TPU): the last batch is padded with examples of weight 0 and every
+  host yields the same number of batches, so each real example counts exactly once.
+
+Progressive learning changes the image size, RandAugment magnitude and mixup/cutmix strength at stage boundaries:
+the pipeline reads the stage from a ``StageState`` each time an epoch's iterator starts (Keras' ``fit`` makes one
+per epoch, after ``on_epoch_begin``), so one dataset serves the whole run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from efficientnet_keras.transforms import DEFAULT_CROP_FRACTION, center_crop, decode_rgb, to_rgb_float
+
+__all__ = ["DatasetInfo", "Split", "Stage", "StageState", "SkippedImages", "load_source", "limit",
+           "make_train_dataset", "make_eval_dataset", "EMBEDDED", "FASHION_MNIST_DIR", "IMAGE_EXTENSIONS"]
+
+# Debian's dataset-fashion-mnist package puts tfds' fashion_mnist source files here.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+CACHE_LIMIT_MB = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    num_classes: int
+    num_train: int
+    num_eval: int
+    class_names: tuple[str, ...] = ()
+    # Low-resolution datasets keep more of the image in the random crop (inception crop assumes large photos).
+    crop_area_range: tuple[float, float] = (0.08, 1.0)
+
+
+@dataclasses.dataclass
+class Split:
+    """One split as the pipeline reads it; exactly one of ``arrays``, ``files``, ``records`` is set.
+
+    ``arrays``: (uint8 images [N, H, W, C], int64 labels), small decoded datasets. ``files``: (paths, labels),
+    image folders. ``records(file_seed, input_context)``: a dataset of (encoded bytes, label), shards permuted by
+    ``file_seed`` ([2] int64, None: storage order), tfds. ``num_bytes``: encoded size, 0 when unknown."""
+
+    num_examples: int
+    arrays: tuple | None = None
+    files: tuple | None = None
+    records: Callable | None = None
+    num_bytes: int = 0
+    take: int | None = None  # read only the first N examples in storage order (quick runs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """Settings of one progressive-learning stage (paper section 4, Algorithm 1)."""
+
+    image_size: int
+    randaug_magnitude: float
+    mixup_alpha: float
+    dropout: float
+    stochastic_depth: float = 0.2
+    cutmix_alpha: float = 0.0
+    batch_size: int | None = None  # global batch of this stage; None: the run's batch size
+
+
+class StageState:
+    """Variables the input pipeline reads when an epoch starts: the stage index and the epoch."""
+
+    def __init__(self):
+        self.stage = tf.Variable(0, dtype=tf.int64, trainable=False, name="progressive_stage")
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="progressive_epoch")
+
+    def set(self, stage: int, epoch: int) -> None:
+        self.stage.assign(stage)
+        self.epoch.assign(epoch)
+
+
+class SkippedImages:
+    """How many images failed to decode and were skipped, in training and in evaluation (since creation)."""
+
+    def __init__(self):
+        self.train = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_train_images")
+        self.eval = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_eval_images")
+
+
+# ---------------------------------------------------------------------------------------------- sources
+
+
+def _digits():
+    """scikit-learn's 1,797 real handwritten digits (8x8, 17 grey levels), split 80/20 by index."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as e:
+        raise ValueError("Dataset 'digits' needs scikit-learn: pip install scikit-learn") from e
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = digits.target.astype(np.int64)
+    is_eval = np.arange(len(labels)) % 5 == 0
+    info = DatasetInfo("digits", 10, int((~is_eval).sum()), int(is_eval.sum()), tuple(str(i) for i in range(10)),
+                       crop_area_range=(0.5, 1.0))
+    return _arrays(images[~is_eval], labels[~is_eval]), _arrays(images[is_eval], labels[is_eval]), info
+
+
+def _arrays(images, labels) -> Split:
+    return Split(len(labels), arrays=(images, labels), num_bytes=images.nbytes)
+
+
+def _read_idx(path: str) -> np.ndarray:
+    """IDX files (the MNIST format): big-endian dims after a magic number; written by hand because no
+    installed library reads them (tfds' own reader lives inside its download-only builder)."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot")
+
+
+def _fashion_mnist_from_debian():
+    files = {k: os.path.join(FASHION_MNIST_DIR, f"{k}-idx{3 if 'images' in k else 1}-ubyte.gz")
+             for k in ("train-images", "train-labels", "t10k-images", "t10k-labels")}
+    train = _arrays(_read_idx(files["train-images"])[..., None], _read_idx(files["train-labels"]).astype(np.int64))
+    test = _arrays(_read_idx(files["t10k-images"])[..., None], _read_idx(files["t10k-labels"]).astype(np.int64))
+    info = DatasetInfo("fashion_mnist", 10, train.num_examples, test.num_examples, FASHION_MNIST_CLASSES,
+                       crop_area_range=(0.35, 1.0))
+    return train, test, info
+
+
+EMBEDDED = {"digits": _digits}
+
+
+def _pick_eval_split(available, requested: str | None, where: str) -> str:
+    if requested:
+        if requested.split("[")[0] not in available:
+            raise ValueError(f"{where} has no split {requested!r}; it has {', '.join(sorted(available)) or 'none'}. "
+                             "Choose one with --eval_split.")
+        return requested
+    for name in ("validation", "val", "test"):
+        if name in available:
+            return name
+    raise ValueError(f"{where} has no evaluation split (validation, val or test); it has "
+                     f"{', '.join(sorted(available)) or 'none'}. Choose one with --eval_split.")
+
+
+def _tfds(name: str, data_dir: str | None, train_split: str, eval_split: str | None):
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as e:  # tfds raises DatasetNotFoundError with suggestions
+        raise ValueError(
+            f"Unknown dataset {name!r}: not an embedded dataset ({', '.join(EMBEDDED)}), not a directory, and not a "
+            f"tfds name ({e})."
+        ) from None
+    keys = builder.info.supervised_keys
+    if not keys or len(keys) != 2:
+        raise ValueError(f"Dataset {name!r} has no (image, label) supervised keys; it cannot train a classifier.")
+    splits = builder.info.splits
+    if splits and train_split.split("[")[0] not in splits:
+        raise ValueError(f"Dataset {name!r} has no split {train_split!r}; it has {', '.join(sorted(splits))}.")
+    eval_split = _pick_eval_split(splits, eval_split, f"Dataset {name!r}") if splits else eval_split or "validation"
+    label = builder.info.features[keys[1]]
+    train, test = (_tfds_split(builder, s, keys) for s in (train_split, eval_split))
+    info = DatasetInfo(name, label.num_classes, train.num_examples, test.num_examples, tuple(label.names))
+    return train, test, info
+
+
+def _not_prepared(builder) -> ValueError:
+    root = os.path.dirname(os.path.dirname(builder.data_dir))
+    held = sorted(tf.io.gfile.listdir(root)) if tf.io.gfile.isdir(root) else []
+    return ValueError(
+        f"Dataset {builder.name!r} is not prepared in data_dir={root!r}"
+        + (f" (it holds: {', '.join(h.rstrip('/') for h in held)})" if held else "")
+        + f". Prepare it first (tfds build {builder.name} --data_dir=...), or point --data_dir at the folder "
+        "(e.g. gs://bucket/tfds on TPU) that holds it."
+    )
+
+
+def _tfds_split(builder, split: str, keys) -> Split:
+    """A tfds split read from its TFRecord shards (permuted per epoch); through ``as_dataset`` where there are no
+    shards to read (other file formats, or ``tfds.testing.mock_data``)."""
+    import tensorflow_datasets as tfds
+
+    image_key, label_key = keys
+    decoders = {image_key: tfds.decode.SkipDecoding()}
+    shards = builder.is_prepared() and str(builder.info.file_format).lower().endswith("tfrecord")
+    if shards:
+        info = builder.info.splits[split]
+        instructions = info.file_instructions
+        filenames = tf.constant([os.path.join(builder.data_dir, os.path.basename(i.filename)) if not
+                                 os.path.dirname(i.filename) else i.filename for i in instructions])
+        skips = tf.constant([i.skip for i in instructions], tf.int64)
+        takes = tf.constant([i.take if i.take not in (None, -1) else -1 for i in instructions], tf.int64)
+        features = builder.info.features
+
+        def records(file_seed, context):
+            n = len(instructions)
+            order = tf.data.Dataset.range(n)
+            if file_seed is not None:
+                order = order.map(lambda i: tf.random.experimental.index_shuffle(i, file_seed, n - 1))
+            pipelines = context.num_input_pipelines if context else 1
+            if pipelines > 1 and n >= pipelines:
+                order = order.shard(pipelines, context.input_pipeline_id)
+            ds = order.interleave(lambda i: tf.data.TFRecordDataset(filenames[i]).skip(skips[i]).take(takes[i]),
+                                  cycle_length=min(16, n), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+            def parse(serialized):
+                example = features.deserialize_example(serialized, decoders=decoders)
+                return example[image_key], tf.cast(example[label_key], tf.int64)
+
+            ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+            return ds.shard(pipelines, context.input_pipeline_id) if pipelines > 1 and n < pipelines else ds
+
+        return Split(info.num_examples, records=records, num_bytes=int(info.num_bytes or 0))
+
+    def as_dataset(file_seed, context):
+        try:
+            ds = builder.as_dataset(split=split, decoders=decoders, shuffle_files=False,
+                                    read_config=tfds.ReadConfig(input_context=context))
+        except AssertionError:  # tfds: "could not find data in ..."
+            raise _not_prepared(builder) from None
+        return ds.map(lambda ex: (ex[image_key], tf.cast(ex[label_key], tf.int64)))
+
+    splits = builder.info.splits
+    if split.split("[")[0] in splits:
+        return Split(splits[split].num_examples, records=as_dataset, num_bytes=int(splits[split].num_bytes or 0))
+    # No split metadata (mock data, some community datasets): count the encoded examples once.
+    count = int(as_dataset(None, None).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+    return Split(count, records=as_dataset)
+
+
+def _list_images(folder: str, classes: Sequence[str]) -> tuple[list[str], list[int]]:
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        directory = f"{folder.rstrip('/')}/{name}"
+        if not tf.io.gfile.isdir(directory):
+            continue
+        for file in sorted(tf.io.gfile.listdir(directory)):
+            if file.lower().endswith(IMAGE_EXTENSIONS):
+                paths.append(f"{directory}/{file}")
+                labels.append(label)
+    return paths, labels
+
+
+def _image_folder(root: str, train_split: str, eval_split: str | None):
+    """``root/<split>/<class>/<image>``, read with ``tf.io.gfile`` (local, gs://): classes are the train split's
+    subfolders, sorted."""
+    root = root.rstrip("/")
+    splits = {d.rstrip("/") for d in tf.io.gfile.listdir(root) if tf.io.gfile.isdir(f"{root}/{d.rstrip('/')}")}
+    if train_split not in splits:
+        raise ValueError(f"Image folder {root!r} needs a {train_split!r} subfolder (root/{train_split}/<class>/<image>).")
+    eval_split = _pick_eval_split(splits - {train_split}, eval_split, f"Image folder {root!r}")
+    classes = sorted(d.rstrip("/") for d in tf.io.gfile.listdir(f"{root}/{train_split}")
+                     if tf.io.gfile.isdir(f"{root}/{train_split}/{d.rstrip('/')}"))
+    unknown = {d.rstrip("/") for d in tf.io.gfile.listdir(f"{root}/{eval_split}")} - set(classes)
+    if unknown:
+        raise ValueError(f"Image folder {root!r}: {eval_split}/ has classes that {train_split}/ lacks: "
+                         f"{', '.join(sorted(unknown))}.")
+    out = []
+    for split in (train_split, eval_split):
+        paths, labels = _list_images(f"{root}/{split}", classes)
+        if not paths:
+            raise ValueError(f"Image folder {root!r} has no JPEG/PNG/GIF/BMP images in {split}/<class>/.")
+        sample = paths[:: max(1, len(paths) // 64)]
+        size = sum(tf.io.gfile.stat(p).length for p in sample) * len(paths) // len(sample)
+        out.append(Split(len(paths), files=(paths, np.asarray(labels, np.int64)), num_bytes=size))
+    info = DatasetInfo(os.path.basename(root), len(classes), out[0].num_examples, out[1].num_examples, tuple(classes))
+    return out[0], out[1], info
+
+
+def load_source(name: str, data_dir: str | None = None, train_split: str = "train",
+                eval_split: str | None = None) -> tuple[Split, Split, DatasetInfo]:
+    """(train, eval, info) for a dataset name: embedded, ``fashion_mnist`` (Debian files first), an image-folder
+    directory (local or remote), or a tfds name (with ``data_dir``, local or gs://)."""
+    if data_dir is not None and "://" not in data_dir and not os.path.isdir(data_dir):
+        raise ValueError(f"data_dir {data_dir!r} does not exist.")
+    if name in EMBEDDED:
+        return EMBEDDED[name]()
+    if name == "fashion_mnist" and os.path.isdir(FASHION_MNIST_DIR):
+        return _fashion_mnist_from_debian()
+    if ("/" in name or os.path.isdir(name)) and tf.io.gfile.isdir(name):
+        return _image_folder(name, train_split, eval_split)
+    return _tfds(name, data_dir, train_split, eval_split)
+
+
+def limit(split: Split, n: int | None) -> Split:
+    """The first ``n`` examples of a split in storage order (all when ``n`` is None)."""
+    if not n or n >= split.num_examples:
+        return split
+    fraction = n / split.num_examples
+    if split.arrays is not None:
+        return dataclasses.replace(split, num_examples=n, arrays=tuple(a[:n] for a in split.arrays),
+                                   num_bytes=int(split.num_bytes * fraction))
+    if split.files is not None:
+        return dataclasses.replace(split, num_examples=n, files=tuple(a[:n] for a in split.files),
+                                   num_bytes=int(split.num_bytes * fraction))
+    return dataclasses.replace(split, num_examples=n, take=n, num_bytes=int(split.num_bytes * fraction))
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _cached(split: Split, cache_limit_mb: float) -> tf.data.Dataset | None:
+    """The split's encoded examples in storage order, cached in memory, if they fit the rule; else None."""
+    fits = 0 < split.num_bytes <= cache_limit_mb * 2**20
+    if split.arrays is not None or not fits:
+        return None
+    if split.files is not None:
+        ds = tf.data.Dataset.from_tensor_slices(split.files).map(lambda p, y: (tf.io.read_file(p), y),
+                                                                 num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = split.records(None, None)
+        ds = ds.take(split.take) if split.take else ds
+    return ds.cache()
+
+
+def _epoch_examples(split: Split, cached, epoch_seed, context, shuffle_buffer: int, deterministic: bool):
+    """This host's examples of one epoch, (image or encoded bytes, label), in an order fixed by ``epoch_seed``."""
+    pipelines = context.num_input_pipelines if context else 1
+    index = context.input_pipeline_id if context else 0
+    shuffle_seed = epoch_seed[0] * 1_000_003 + epoch_seed[1]
+    if cached is not None:  # the whole split in memory: a full shuffle
+        ds = cached.shard(pipelines, index) if pipelines > 1 else cached
+        return ds.shuffle(split.num_examples, seed=shuffle_seed, reshuffle_each_iteration=False)
+    if split.records is not None:
+        ds = split.records(None if split.take else epoch_seed, context)
+        ds = ds.take(split.take) if split.take else ds
+        return ds.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
+    # Random access (arrays in memory, files): an exact permutation of the examples.
+    count = split.num_examples
+    order = tf.data.Dataset.range(count).map(lambda i: tf.random.experimental.index_shuffle(i, epoch_seed, count - 1))
+    order = order.shard(pipelines, index) if pipelines > 1 else order
+    parallel = None if deterministic else tf.data.AUTOTUNE
+    if split.arrays is not None:
+        images, labels = (tf.constant(a) for a in split.arrays)
+        return order.map(lambda j: (tf.gather(images, j), tf.gather(labels, j)))
+    paths, labels = (tf.constant(a) for a in split.files)
+    return order.map(lambda j: (tf.io.read_file(tf.gather(paths, j)), tf.gather(labels, j)),
+                     num_parallel_calls=parallel)
+
+
+def _skip_corrupt(ds, decode, counter: tf.Variable, parallel):
+    """``decode(position, image, label)`` each element, skipping those it fails on (a corrupt image) and adding
+    their number to ``counter``; yields ``(position, decoded...)``. Only decoding runs under the skip, so a bug
+    elsewhere still fails loudly. Elements carry their position, and the gaps in the positions that come out are
+    the skipped ones (the map keeps the order, so this is exact up to failures after the last good element).
+    Written by hand because tf.data's ``ignore_errors`` skips without counting."""
+    ds = ds.enumerate().map(lambda i, example: (i, decode(i, *example)), num_parallel_calls=parallel,
+                            deterministic=True).ignore_errors()
+
+    def count(expected, element):
+        position, _ = element
+        counter.assign_add(position - expected)
+        return position + 1, element
+
+    return ds.scan(tf.constant(0, tf.int64), count)
+
+
+# ---------------------------------------------------------------------------------------------- transforms
+
+
+def _crop_window(shape, seed, area_range, min_object_covered=0.1):
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape, bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]), seed=seed,
+        min_object_covered=min_object_covered, aspect_ratio_range=(3 / 4, 4 / 3), area_range=area_range,
+        max_attempts=10, use_image_if_no_bounding_boxes=True)
+    return begin, size
+
+
+def decode_and_random_crop(image, seed, area_range=(0.08, 1.0)) -> tf.Tensor:
+    """Inception-style random crop (Szegedy et al., 2015), stateless in ``seed`` ([2]); uint8 RGB out.
+
+    Encoded JPEG is decoded and cropped in one op (only the window is decoded); other encodings are decoded whole
+    and cropped; decoded images are cropped."""
+    image = tf.convert_to_tensor(image)
+    if image.dtype != tf.string:
+        image = tf.cast(to_rgb_float(image), image.dtype)
+        begin, size = _crop_window(tf.shape(image), seed, area_range)
+        return tf.slice(image, begin, size)
+
+    def jpeg():
+        begin, size = _crop_window(tf.image.extract_jpeg_shape(image), seed, area_range)
+        window = tf.stack([begin[0], begin[1], size[0], size[1]])
+        return tf.image.decode_and_crop_jpeg(image, window, channels=3)
+
+    def other():
+        decoded = decode_rgb(image)
+        begin, size = _crop_window(tf.shape(decoded), seed, area_range)
+        return tf.slice(decoded, begin, size)
+
+    return tf.ensure_shape(tf.cond(tf.io.is_jpeg(image), jpeg, other), [None, None, 3])
+
+
+def inception_crop(image, size, seed, area_range=(0.08, 1.0)) -> tf.Tensor:
+    """Random resized crop + horizontal flip: float32 RGB [size, size, 3] in [0, 255]."""
+    return _resize_and_flip(decode_and_random_crop(image, seed, area_range), size, seed)
+
+
+def _resize_and_flip(crop, size, seed) -> tf.Tensor:
+    image = tf.image.resize(tf.cast(crop, tf.float32), [size, size], method="bicubic")
+    image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
+    return tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), [None, None, 3])
+
+
+def _options(deterministic: bool) -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    options.experimental_optimization.map_parallelization = not deterministic
+    return options
+
+
+def _per_replica(batch: int, context) -> int:
+    return context.get_per_replica_batch_size(batch) if context else batch
+
+
+def make_train_dataset(
+    split: Split,
+    info: DatasetInfo,
+    stages: Sequence[Stage],
+    state: StageState,
+    batch_size: int,
+    seed: int = 0,
+    deterministic: bool = False,
+    augmenters=None,
+    shuffle_buffer: int = 10_000,
+    cache_limit_mb: float = CACHE_LIMIT_MB,
+    skipped: SkippedImages | None = None,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """Epochs of augmented, batched ``(float32 images [0, 255], one-hot labels)`` at the current stage.
+
+    The batch is the stage's ``batch_size`` where set, else ``batch_size`` (global; per replica under an
+    ``input_context``). Where stages differ in batch, the batch dimension is left unknown so that one traced
+    train step serves every stage."""
+    from efficientnet_keras.training.augment import StageAugmenters
+
+    batches = [_per_replica(s.batch_size or batch_size, input_context) for s in stages]
+    if min(batches) < 1:
+        raise ValueError(f"batch sizes must be positive, got {batches}.")
+    sizes = tf.constant([s.image_size for s in stages], tf.int32)
+    stage_batches = tf.constant(batches, tf.int64)
+    augmenters = augmenters or StageAugmenters(stages, seed)
+    skipped = skipped or SkippedImages()
+    parallel = None if deterministic else tf.data.AUTOTUNE
+    num_classes = info.num_classes
+    cached = _cached(split, cache_limit_mb)
+
+    def epoch_pipeline(stage, epoch):
+        size = sizes[tf.cast(stage, tf.int32)]
+        epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
+
+        def element_seed(position):
+            return tf.stack([tf.cast(seed, tf.int64) * 7919 + epoch, position])
+
+        def decode(position, image, label):
+            return decode_and_random_crop(image, element_seed(position), info.crop_area_range), label
+
+        def transform(position, example):
+            crop, label = example
+            image = _resize_and_flip(crop, size, element_seed(position))
+            return augmenters.randaugment(stage, image), label
+
+        def mix(images, labels):
+            return augmenters.mix(stage, images, tf.one_hot(labels, num_classes))
+
+        ds = _epoch_examples(split, cached, epoch_seed, input_context, shuffle_buffer, deterministic)
+        ds = _skip_corrupt(ds, decode, skipped.train, parallel).map(transform, num_parallel_calls=parallel)
+        batch = batches[0] if len(set(batches)) == 1 else stage_batches[tf.cast(stage, tf.int32)]
+        return ds.batch(batch, drop_remainder=True).map(mix, num_parallel_calls=parallel)
+
+    ds = tf.data.Dataset.range(1).map(lambda _: (state.stage.read_value(), state.epoch.read_value()))
+    ds = ds.flat_map(epoch_pipeline).prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(_options(deterministic))
+
+
+def make_eval_dataset(split: Split, info: DatasetInfo, image_size: int, batch_size: int,
+                      crop_fraction: float = DEFAULT_CROP_FRACTION, static_batches: bool = False,
+                      cache_limit_mb: float = CACHE_LIMIT_MB, skipped: SkippedImages | None = None,
+                      input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """Central-crop evaluation batches ``(images, one-hot labels)`` in storage order, every example once.
+
+    ``static_batches`` (TPU): every batch has ``batch_size`` rows (the last padded with weight-0 examples) and
+    every host the same number of batches; elements are then ``(images, labels, weights)``."""
+    num_classes = info.num_classes
+    skipped = skipped or SkippedImages()
+    cached = _cached(split, cache_limit_mb)
+    if cached is not None:
+        ds = cached
+    elif split.arrays is not None:
+        ds = tf.data.Dataset.from_tensor_slices(split.arrays)
+    elif split.files is not None:
+        ds = tf.data.Dataset.from_tensor_slices(split.files).map(lambda p, y: (tf.io.read_file(p), y),
+                                                                 num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = split.records(None, None)
+        ds = ds.take(split.take) if split.take else ds
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    if pipelines > 1:
+        ds = ds.shard(pipelines, input_context.input_pipeline_id)
+    batch = _per_replica(batch_size, input_context)
+    def decode(_, image, label):
+        return (decode_rgb(image) if image.dtype == tf.string else image), label
+
+    ds = _skip_corrupt(ds, decode, skipped.eval, tf.data.AUTOTUNE).map(
+        lambda _, example: (center_crop(example[0], image_size, crop_fraction), tf.one_hot(example[1], num_classes)),
+        num_parallel_calls=tf.data.AUTOTUNE)
+    if not static_batches:
+        return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(lambda x, y: (x, y, tf.constant(1.0))).batch(batch)
+    blank = (tf.zeros([image_size, image_size, 3]), tf.zeros([num_classes]), tf.constant(0.0))
+
+    def pad(x, y, w):
+        missing = batch - tf.shape(x)[0]
+        pads = [tf.repeat(b[None], missing, axis=0) for b in blank]
+        return tuple(tf.ensure_shape(tf.concat([a, p], 0), [batch, *a.shape[1:]]) for a, p in zip((x, y, w), pads))
+
+    # Every host yields the same number of batches (a TPU step runs on all of them); extra ones weigh 0.
+    num_batches = -(-split.num_examples // (batch * pipelines))
+    ds = ds.map(pad).concatenate(tf.data.Dataset.from_tensors(tuple(b[None] for b in blank)).map(pad).repeat())
+    return ds.take(num_batches).prefetch(tf.data.AUTOTUNE)

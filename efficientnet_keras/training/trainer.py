@@ -1,0 +1,520 @@
+"""Train any EfficientNet with the EfficientNetV2 recipe and progressive learning, on Model.fit.
+
+Recipe defaults and where they come from (EfficientNetV2 paper, section 5.1, and google/automl efficientnetv2
+``hparams.py`` / ``effnetv2_configs.py``): RMSProp with decay 0.9, momentum 0.9, epsilon 0.001; learning rate
+0.256 at batch 4096 (0.016 per 256 images) warmed up over 5 epochs, then x0.97 every 2.4 epochs; weight decay
+1e-5; EMA of weights 0.9999, evaluated with the EMA weights; label smoothing 0.1; stochastic depth with
+survival 0.8 (rate 0.2); BatchNorm momentum 0.99.
+
+``train()`` is a sequence of steps, each a function below: check the config, pick devices, open the data, claim
+the run folder, plan stages and epochs, build the datasets and the model, fit, and finish (evaluate, save).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+from typing import Any
+
+import keras
+
+from efficientnet_keras import _keras_private as private
+from efficientnet_keras.training.optimizers import AdamWEMA, RMSpropEMA, WarmupExponentialDecay
+from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, RUN_FILE, HistoryCSV, RunDir
+
+__all__ = ["TrainConfig", "train", "evaluate"]
+
+
+def _field(default, help: str, resumable: bool = False, choices: tuple | None = None):
+    """A TrainConfig field: ``help`` becomes the flag's help text; ``resumable`` fields may differ on --resume
+    (they do not change the training math)."""
+    return dataclasses.field(default=default, metadata={"help": help, "resumable": resumable, "choices": choices})
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run depends on; saved whole in the run folder, and each field a flag of the CLI."""
+
+    model: str = _field("EfficientNetV2B0", "Variant, e.g. EfficientNetV2S.")
+    blocks: str | None = _field(None, "Custom network: comma-separated block-args strings in the model's family "
+                                      "and coefficients.")
+    dataset: str = _field("digits", "Embedded name (digits), fashion_mnist, a tfds name, or an image-folder "
+                                    "directory (root/train/<class>/<image>, local or gs://).")
+    data_dir: str | None = _field(None, "tfds data_dir (gs://... on TPU).", resumable=True)
+    train_split: str = _field("train", "Training split (tfds slicing allowed, e.g. train[:90%]).")
+    eval_split: str | None = _field(None, "Evaluation split; default validation, else val, else test.",
+                                    resumable=True)
+    model_dir: str = _field("runs/default", "Run folder (local or gs://): run record, backup, logs, final model.",
+                            resumable=True)
+    batch_size: int = _field(64, "Global batch (images per step over all replicas).")
+    max_batch_scale: float = _field(1.0, "Larger batches at small images: stage batch = batch_size x min(this, "
+                                         "(max size / size)^2), learning rate scaled alike; 1 keeps it fixed.")
+    epochs: int = _field(8, "Epochs (passes over the training split).")
+    progressive: bool = _field(True, "Progressive learning: image size and regularization grow per stage.")
+    num_stages: int = _field(4, "Progressive-learning stages.")
+    image_size_min: int | None = _field(None, "First stage's image size in px (default: the variant's preset).")
+    image_size_max: int | None = _field(None, "Last stage's image size in px (default: the variant's preset).")
+    eval_size: int | None = _field(None, "Evaluation image size in px (default: the variant's own for V2-S/M/L "
+                                         "presets, else the last stage's).", resumable=True)
+    crop_fraction: float = _field(0.875, "Evaluation central crop (fraction of the shorter side).", resumable=True)
+    strategy: str = _field("auto", "auto|tpu|mirrored|multiworker (cluster from TF_CONFIG)|default.",
+                           resumable=True, choices=("auto", "tpu", "mirrored", "multiworker", "default"))
+    cpu_devices: int = _field(0, "With --strategy=mirrored: split the CPU into this many logical devices.",
+                              resumable=True)
+    mixed_precision: str = _field("auto", "auto (bfloat16 on TPU, float16 on GPU, float32 on CPU)|float32|"
+                                          "bfloat16|float16.", choices=("auto", "float32", "bfloat16", "float16"))
+    jit_compile: str = _field("auto", "XLA: auto (on TPU/GPU, not CPU)|true|false.", resumable=True,
+                              choices=("auto", "true", "false"))
+    resume: bool = _field(False, "Continue the run in --model_dir from its last finished epoch.", resumable=True)
+    overwrite: bool = _field(False, "Delete --model_dir's previous run first.", resumable=True)
+    eval_every: int = _field(1, "Evaluate every N epochs.", resumable=True)
+    seed: int = _field(0, "Seed of data order, augmentation, initialization and dropout.")
+    deterministic: bool = _field(False, "Reproducible input pipeline and ops (slower).", resumable=True)
+    train_examples: int | None = _field(None, "Use only the first N training examples (quick runs).")
+    eval_examples: int | None = _field(None, "Evaluate on the first N evaluation examples.", resumable=True)
+    shuffle_buffer: int = _field(10_000, "Examples in the shuffle buffer of a streamed (uncached) dataset.")
+    cache_limit_mb: float = _field(1024.0, "Cache a split's encoded images in memory when they take at most this "
+                                           "many MiB (decoded images are never cached).")
+    optimizer: str = _field("rmsprop", "rmsprop (the paper's) or adamw (often better for short runs and "
+                                       "fine-tuning).", choices=("rmsprop", "adamw"))
+    learning_rate_per_256: float = _field(0.016, "Peak learning rate per 256 images of global batch.")
+    warmup_epochs: float | None = _field(None, "Linear warm-up in epochs (default min(5, epochs / 10)).")
+    lr_decay_factor: float = _field(0.97, "Learning-rate decay factor per lr_decay_epochs.")
+    lr_decay_epochs: float = _field(2.4, "Epochs between learning-rate decays.")
+    weight_decay: float = _field(1e-5, "Weight decay (0 disables).")
+    ema_decay: float = _field(0.9999, "EMA decay of the weights, evaluated and saved (0 disables).")
+    label_smoothing: float = _field(0.1, "Label smoothing.")
+    stochastic_depth: float = _field(0.2, "Stochastic-depth rate of the last block.")
+    dropout: float | None = _field(None, "Top dropout (default: the preset's range; fixed size: the variant's).")
+    randaug_max: float | None = _field(None, "Last stage's RandAugment magnitude (default: the preset's, e.g. 15; "
+                                             "0 disables).")
+    mixup_max: float | None = _field(None, "Last stage's mixup alpha (default: the preset's; 0 disables).")
+    cutmix_max: float | None = _field(None, "Last stage's cutmix alpha (default 0: off).")
+    bn_momentum: float = _field(0.99, "BatchNorm moving-average momentum.")
+    weights: str | None = _field(None, "Initial weights: a file path, or imagenet for the backbone.")
+    verbose: int = _field(1, "0 silent, 1 progress bars, 2 one line per epoch. TensorFlow's own log lines are "
+                             "hidden; TF_CPP_MIN_LOG_LEVEL=0 shows them.", resumable=True)
+
+
+def _check_config(c: TrainConfig) -> None:
+    from efficientnet_keras.models import get_variant
+
+    get_variant(c.model)  # unknown model: ValueError naming the choices
+    if c.blocks:
+        from efficientnet_keras.block_args import decode_all
+
+        decode_all(b.strip() for b in c.blocks.split(","))  # a bad string: ValueError naming the token
+    for f in dataclasses.fields(c):
+        choices = f.metadata.get("choices")
+        if choices and getattr(c, f.name) not in choices:
+            raise ValueError(f"{f.name} must be one of {', '.join(choices)}; got {getattr(c, f.name)!r}.")
+    for name in ("batch_size", "epochs", "num_stages", "eval_every", "shuffle_buffer"):
+        if getattr(c, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(c, name)}.")
+    for name in ("image_size_min", "image_size_max", "eval_size"):
+        value = getattr(c, name)
+        if value is not None and value < 32:
+            raise ValueError(f"{name}={value} is smaller than the network allows (32 px: it halves the image 5 times).")
+    if c.image_size_min and c.image_size_max and c.image_size_min > c.image_size_max:
+        raise ValueError(f"image_size_min={c.image_size_min} is larger than image_size_max={c.image_size_max}.")
+    if c.progressive and c.epochs < c.num_stages:
+        raise ValueError(f"Progressive learning with {c.num_stages} stages needs epochs >= {c.num_stages}, "
+                         f"got {c.epochs}.")
+    if not 0 < c.crop_fraction <= 1:
+        raise ValueError(f"crop_fraction must be in (0, 1], got {c.crop_fraction}.")
+    if c.max_batch_scale < 1:
+        raise ValueError(f"max_batch_scale must be >= 1 (1 keeps the batch fixed), got {c.max_batch_scale}.")
+    if not 0 <= c.ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1), got {c.ema_decay}.")
+    if c.blocks and c.weights:
+        raise ValueError("A custom --blocks network has no pretrained weights; drop --weights.")
+
+
+def _variant(c: TrainConfig):
+    from efficientnet_keras.models import get_variant
+
+    variant = get_variant(c.model)
+    if c.blocks:
+        variant = dataclasses.replace(variant, blocks=tuple(b.strip() for b in c.blocks.split(",")),
+                                      name=f"{variant.name}-custom")
+    return variant
+
+
+def _stages(c: TrainConfig, variant):
+    from efficientnet_keras.training.progressive import preset_for
+
+    max_default = variant.train_resolution or variant.resolution
+    preset = preset_for(variant.function, max_default, variant.dropout)
+    lo = c.image_size_min or min(preset.image_size[0], c.image_size_max or preset.image_size[0])
+    hi = c.image_size_max or max(preset.image_size[1], lo)
+    preset = dataclasses.replace(preset, image_size=(lo, hi), num_stages=c.num_stages if c.progressive else 1,
+                                 stochastic_depth=(c.stochastic_depth, c.stochastic_depth))
+    if c.dropout is not None:
+        preset = dataclasses.replace(preset, dropout=(c.dropout, c.dropout))
+    for name, value in (("randaug_magnitude", c.randaug_max), ("mixup_alpha", c.mixup_max),
+                        ("cutmix_alpha", c.cutmix_max)):
+        if value is not None:
+            preset = dataclasses.replace(preset, **{name: (min(getattr(preset, name)[0], value), value)})
+    stages = preset.stages()
+    if not c.progressive:  # fixed-size training uses the last stage's (strongest) settings throughout
+        last = dataclasses.replace(preset, num_stages=4).stages()[-1]
+        stages = [dataclasses.replace(last, image_size=hi)]
+    return stages
+
+
+def _fit_segments(c: TrainConfig, stages, num_train: int) -> list[tuple[int, int, int, int, int]]:
+    """Runs of consecutive epochs with the same batch: (first epoch, end epoch, batch, steps per epoch, first
+    optimizer step)."""
+    from efficientnet_keras.training.progressive import stage_for_epoch
+
+    batches = [stages[stage_for_epoch(e, c.epochs, len(stages))].batch_size or c.batch_size for e in range(c.epochs)]
+    segments, epoch, step = [], 0, 0
+    for batch, group in itertools.groupby(batches):
+        epochs, steps = len(list(group)), num_train // batch
+        segments.append((epoch, epoch + epochs, batch, steps, step))
+        epoch, step = epoch + epochs, step + epochs * steps
+    return segments
+
+
+# ---------------------------------------------------------------------------------------------- run record
+
+
+def _record(c: TrainConfig, num_classes: int) -> dict[str, Any]:
+    return {"config": dataclasses.asdict(c), "num_classes": num_classes}
+
+
+def _changed_fields(previous: dict, current: dict) -> dict[str, tuple]:
+    """Fields that change the training math and differ between two run records. Records of older versions (a
+    flat dict of some fields) compare on the fields they have."""
+    old = previous.get("config", previous)
+    new = {**current["config"], "num_classes": current["num_classes"]}
+    if "config" in previous:
+        old = {**old, "num_classes": previous.get("num_classes")}
+    resumable = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["resumable"]}
+    return {k: (old[k], v) for k, v in new.items() if k in old and k not in resumable and old[k] != v}
+
+
+def _prepare_model_dir(c: TrainConfig, num_classes: int) -> None:
+    """Write the run record; refuse to mix runs (a changed setting, another run, a foreign folder)."""
+    run = RunDir(c.model_dir)
+    record = _record(c, num_classes)
+    if run.exists(RUN_FILE):
+        if c.overwrite:
+            run.delete()
+        else:
+            changed = _changed_fields(run.read_json(RUN_FILE), record)
+            if changed:
+                raise ValueError(
+                    f"model_dir {c.model_dir!r} holds a run of another configuration: "
+                    + ", ".join(f"{k}: {old!r} there vs {new!r} now" for k, (old, new) in changed.items())
+                    + ". These change the training, so the run cannot continue with them. Use the run's settings, "
+                    "another --model_dir, or --overwrite to delete it."
+                )
+            if not c.resume:
+                raise ValueError(
+                    f"model_dir {c.model_dir!r} already holds this run. Pass --resume to continue it (or to re-run "
+                    "its final evaluation), or --overwrite to start over; nothing was changed."
+                )
+    elif not run.is_empty() and not c.overwrite:
+        raise ValueError(f"model_dir {c.model_dir!r} is not empty and holds no run of ours; choose another folder.")
+    run.check_writable()
+    run.write_json(RUN_FILE, record)
+
+
+def _claim_model_dir(c: TrainConfig, strategy, num_classes: int) -> bool:
+    """The chief prepares model_dir (all workers share it); the others wait and stop if it refused. Returns
+    whether this process is the chief (the one that writes)."""
+    from efficientnet_keras.training import distribute
+
+    chief = distribute.is_chief(strategy)
+    refused = None
+    if chief:
+        try:
+            _prepare_model_dir(c, num_classes)
+        except ValueError as e:
+            refused = e
+    if not distribute.all_workers_ok(strategy, refused is None):
+        raise refused or ValueError(f"The chief worker refused model_dir {c.model_dir!r}; its output says why.")
+    return chief
+
+
+# ---------------------------------------------------------------------------------------------- steps
+
+
+@dataclasses.dataclass
+class _Plan:
+    stages: list
+    segments: list
+    num_train: int
+    steps_per_epoch: int
+    eval_size: int
+
+
+def _plan(c: TrainConfig, variant, info, replicas: int) -> _Plan:
+    from efficientnet_keras.training.progressive import PRESETS, scale_batch
+
+    stages = _stages(c, variant)
+    num_train = min(info.num_train, c.train_examples or info.num_train)
+    steps_per_epoch = num_train // c.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch_size={c.batch_size} is larger than the {num_train} training examples.")
+    if c.max_batch_scale > 1:
+        stages = scale_batch(stages, c.batch_size, c.max_batch_scale, multiple=replicas)
+        for i, stage in enumerate(stages):
+            if stage.batch_size > num_train:
+                raise ValueError(f"Stage {i + 1}'s batch of {stage.batch_size} (max_batch_scale={c.max_batch_scale:g}) "
+                                 f"is larger than the {num_train} training examples; lower max_batch_scale.")
+    # The paper evaluates V2-S/M/L at their own (larger) sizes; otherwise at the last stage's size.
+    paper_sizes = variant.function in PRESETS and not c.image_size_max
+    eval_size = c.eval_size or (variant.resolution if paper_sizes else stages[-1].image_size)
+    return _Plan(stages, _fit_segments(c, stages, num_train), num_train, steps_per_epoch, eval_size)
+
+
+def _distribute(strategy, make):
+    """``make(input_context)`` on each input pipeline under a strategy (per-host input, per-replica batches);
+    ``make(None)`` without one."""
+    if strategy is None or strategy.num_replicas_in_sync == 1:
+        return make(None)
+    return strategy.distribute_datasets_from_function(make)
+
+
+def _build_model(c: TrainConfig, variant, plan: _Plan, num_classes: int, replicas: int):
+    from efficientnet_keras.layers import set_regularization
+    from efficientnet_keras.models import create_model
+
+    first = plan.stages[0]
+    model = create_model(variant, weights=None if c.weights == "imagenet" else c.weights, input_shape=(None, None, 3),
+                         classes=num_classes, classifier_activation=None, dropout_rate=first.dropout,
+                         drop_connect_rate=c.stochastic_depth)
+    if c.weights == "imagenet":
+        _load_backbone(model, variant)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = c.bn_momentum
+            layer.synchronized = replicas > 1 and keras.backend.backend() == "tensorflow"
+    set_regularization(model, dropout=first.dropout, stochastic_depth=first.stochastic_depth)
+    return model
+
+
+def _compile(c: TrainConfig, model, plan: _Plan, kind: str) -> None:
+    from efficientnet_keras.training import distribute
+
+    warmup = c.warmup_epochs if c.warmup_epochs is not None else min(5.0, c.epochs / 10)
+    steps = plan.steps_per_epoch
+    schedule = WarmupExponentialDecay(
+        c.learning_rate_per_256 * c.batch_size / 256, int(warmup * steps), int(c.lr_decay_epochs * steps),
+        c.lr_decay_factor, segments=[[first_step, steps / seg_steps, batch / c.batch_size]
+                                     for _, _, batch, seg_steps, first_step in plan.segments]
+        if len(plan.segments) > 1 else None)
+    ema = dict(weight_decay=c.weight_decay or None, use_ema=c.ema_decay > 0, ema_momentum=c.ema_decay or 0.99)
+    if c.optimizer == "rmsprop":
+        optimizer = RMSpropEMA(learning_rate=schedule, rho=0.9, momentum=0.9, epsilon=1e-3, centered=False, **ema)
+    else:
+        optimizer = AdamWEMA(learning_rate=schedule, **ema)
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    model.compile(optimizer=optimizer, loss=_loss(c.label_smoothing), metrics=_metrics(),
+                  jit_compile=distribute.resolve_jit_compile(c.jit_compile, kind))
+
+
+def _loss(label_smoothing: float = 0.0):
+    # Weighted by sample weight: padded evaluation batches (weight 0) leave the mean of the real examples.
+    return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing,
+                                                reduction="mean_with_sample_weight")
+
+
+def _metrics():
+    return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+
+
+class _SkippedImagesLog(keras.callbacks.Callback):
+    """Adds the images skipped as undecodable in each epoch to its logs (CSV, TensorBoard) and says so."""
+
+    def __init__(self, skipped, verbose: int):
+        super().__init__()
+        self.skipped, self.verbose = skipped, verbose
+        self.seen = {"train": 0, "eval": 0}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for part in ("train", "eval"):
+            total = int(getattr(self.skipped, part).numpy())
+            new, self.seen[part] = total - self.seen[part], total
+            if logs is not None:
+                logs[f"skipped_{part}_images"] = float(new)
+            if new and self.verbose:
+                print(f"\nWarning: epoch {epoch + 1} skipped {new} {part} image(s) that could not be decoded "
+                      "(corrupt or not JPEG/PNG/GIF/BMP).")
+
+
+def _callbacks(c: TrainConfig, plan: _Plan, state, augmenters, skipped, chief: bool, extra) -> list:
+    from efficientnet_keras.training.progressive import ProgressiveLearning
+
+    run = RunDir(c.model_dir)
+    callbacks = [ProgressiveLearning(plan.stages, c.epochs, state, augmenters, seed=c.seed, verbose=c.verbose),
+                 _SkippedImagesLog(skipped, c.verbose)]
+    if c.ema_decay > 0:
+        # Validation sees the EMA weights; between epochs the model holds the raw ones, which the backup saves.
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
+    if chief:
+        callbacks += [keras.callbacks.BackupAndRestore(run.join("backup"), delete_checkpoint=False),
+                      HistoryCSV(run.join("history.csv")), keras.callbacks.TensorBoard(run.join("logs"))]
+    else:
+        callbacks.append(_RestoreOnly(run.join("backup"), delete_checkpoint=False))
+    return callbacks + list(extra or [])
+
+
+def _fit(c: TrainConfig, model, plan: _Plan, train_for_segment, eval_ds, callbacks) -> dict[str, list]:
+    """One fit() per batch size (one in all unless max_batch_scale > 1): Keras 3.15 keeps one step count for all
+    epochs of a fit(). Epoch numbers, callbacks, logs and the backup run on across the calls as one run."""
+    optimizer = model.optimizer
+    optimizer.defer_finalize = True
+    history: dict[str, list] = {}
+    for first_epoch, end_epoch, _, steps, _ in plan.segments:
+        # Our own CallbackList, so that progress bars count epochs of the whole run and know each epoch's steps.
+        callback_list = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=c.verbose != 0,
+                                                     verbose=c.verbose, epochs=c.epochs, steps=steps, model=model)
+        model.fit(train_for_segment(steps), initial_epoch=first_epoch, epochs=end_epoch,
+                  validation_data=eval_ds, validation_freq=c.eval_every, callbacks=callback_list, shuffle=False,
+                  verbose=c.verbose)
+        for key, values in model.history.history.items():
+            history.setdefault(key, []).extend(values)
+        private.clear_initial_epoch(model)  # a restored start epoch applies to one fit()
+        if model.stop_training:
+            break
+    optimizer.defer_finalize = False
+    optimizer.finalize_variable_values(model.trainable_weights)  # the EMA weights, for evaluation and saving
+    return history
+
+
+def inference_model(model: keras.Model) -> keras.Model:
+    """A copy of a trained model that loads on any backend: same layers and weights, BatchNorm not synchronized
+    (a MirroredStrategy run's BatchNorm is, and Keras refuses that on JAX and PyTorch), no optimizer."""
+    def clone(layer):
+        config = layer.get_config()
+        if config.get("synchronized"):
+            config["synchronized"] = False
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
+    """Run one training job; return the history, the final evaluation and the saved model's path.
+
+    ``callbacks`` are added after the built-in ones (progressive learning, EMA swap, backup, logs).
+    """
+    import tensorflow as tf
+
+    from efficientnet_keras.training import data as data_lib
+    from efficientnet_keras.training import distribute
+    from efficientnet_keras.training.augment import StageAugmenters
+
+    c = config
+    _check_config(c)
+    variant = _variant(c)
+    kind = distribute.device_kind(c.strategy)
+    strategy = distribute.make_strategy(c.strategy, c.cpu_devices)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    if c.batch_size % replicas:
+        raise ValueError(f"batch_size={c.batch_size} is not divisible by the {replicas} replicas of the "
+                         f"{c.strategy!r} strategy; use a multiple of {replicas}.")
+    train_split, eval_split, info = data_lib.load_source(c.dataset, c.data_dir, c.train_split, c.eval_split)
+    plan = _plan(c, variant, info, replicas)
+    chief = _claim_model_dir(c, strategy, info.num_classes)
+    keras.mixed_precision.set_global_policy(distribute.resolve_mixed_precision(c.mixed_precision, kind))
+    keras.utils.set_random_seed(c.seed)
+    if c.deterministic and keras.backend.backend() == "tensorflow":
+        tf.config.experimental.enable_op_determinism()
+
+    state, skipped = data_lib.StageState(), data_lib.SkippedImages()
+    augmenters = StageAugmenters(plan.stages, c.seed)
+    train_split = data_lib.limit(train_split, c.train_examples)
+    eval_split = data_lib.limit(eval_split, c.eval_examples)
+
+    def train_for_segment(steps):
+        def make(context):
+            ds = data_lib.make_train_dataset(
+                train_split, info, plan.stages, state, c.batch_size, seed=c.seed, deterministic=c.deterministic,
+                augmenters=augmenters, shuffle_buffer=c.shuffle_buffer, cache_limit_mb=c.cache_limit_mb,
+                skipped=skipped, input_context=context)
+            # The epoch's exact length, stated: where a dataset's length is unknown, Keras 3.15 counts one optimizer
+            # step that never happened at each epoch end (shifting the schedules). A wrong length fails loudly.
+            return ds.apply(tf.data.experimental.assert_cardinality(steps))
+        return _distribute(strategy, make)
+
+    eval_ds = _distribute(strategy, lambda context: data_lib.make_eval_dataset(
+        eval_split, info, plan.eval_size, c.batch_size, c.crop_fraction, static_batches=kind == "tpu",
+        cache_limit_mb=c.cache_limit_mb, skipped=skipped, input_context=context))
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = _build_model(c, variant, plan, info.num_classes, replicas)
+        _compile(c, model, plan, kind)
+    callback_list = _callbacks(c, plan, state, augmenters, skipped, chief, callbacks)
+    history = _fit(c, model, plan, train_for_segment, eval_ds, callback_list)
+    return _finish(c, model, plan, info, eval_ds, history, chief, replicas)
+
+
+def _finish(c: TrainConfig, model, plan: _Plan, info, eval_ds, history, chief: bool, replicas: int) -> dict:
+    """Evaluate the final (EMA) weights, save the inference model and results.json (chief only)."""
+    run = RunDir(c.model_dir)
+    results = model.evaluate(eval_ds, return_dict=True, verbose=0)
+    model_path = run.join(FINAL_MODEL)
+    # eval_size, crop_fraction and class_names are what export.load_servable serves the model with.
+    summary = {"eval": {k: float(v) for k, v in results.items()}, "eval_size": plan.eval_size,
+               "model_path": model_path if chief else None, "crop_fraction": c.crop_fraction,
+               "class_names": list(info.class_names), "stages": [dataclasses.asdict(s) for s in plan.stages],
+               "replicas": replicas, "dtype_policy": keras.mixed_precision.global_policy().name}
+    if chief:
+        inference_model(model).save(model_path)
+        run.write_json(RESULTS_FILE, summary)
+    return {**summary, "history": history, "model": model}
+
+
+class _RestoreOnly(keras.callbacks.BackupAndRestore):
+    """A non-chief worker's backup: it resumes from the chief's files (weights are identical on all workers)
+    and saves nothing, so workers never write the same files. It restores at the start of the run only: when a
+    later fit() of the run begins, the chief may still be writing its backup."""
+
+    _restored = False
+
+    def on_train_begin(self, logs=None):
+        if not self._restored:
+            super().on_train_begin(logs)
+            self._restored = True
+
+    def _save_model(self):
+        pass
+
+
+def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = None, batch_size: int = 64,
+             eval_size: int | None = None, eval_split: str | None = None) -> dict[str, float]:
+    """Evaluate a finished run's saved model on its dataset's evaluation split (central crop)."""
+    from efficientnet_keras.training import data as data_lib
+
+    run = RunDir(model_dir)
+    if not run.exists(FINAL_MODEL):
+        raise ValueError(f"No trained model at {run.join(FINAL_MODEL)}; train first (python -m "
+                         "efficientnet_keras.train).")
+    config = run.read_json(RUN_FILE)
+    config = config.get("config", config)
+    results = run.read_json(RESULTS_FILE)
+    loss = _loss(config.get("label_smoothing", 0.0))
+    _, split, info = data_lib.load_source(dataset or config["dataset"], data_dir or config.get("data_dir"),
+                                          config.get("train_split", "train"), eval_split or config.get("eval_split"))
+    split = data_lib.limit(split, None if dataset else config.get("eval_examples"))
+    model = keras.saving.load_model(run.join(FINAL_MODEL))
+    model.compile(loss=loss, metrics=_metrics())
+    ds = data_lib.make_eval_dataset(split, info, eval_size or results["eval_size"], batch_size,
+                                    results.get("crop_fraction", 0.875))
+    return model.evaluate(ds, return_dict=True, verbose=0)
+
+
+def _load_backbone(model, variant) -> None:
+    """ImageNet weights for everything but the classifier (fine-tuning on another class count)."""
+    from efficientnet_keras.models import create_model
+
+    pretrained = create_model(variant, weights="imagenet", include_top=False, input_shape=(None, None, 3))
+    for layer in pretrained.layers:
+        if layer.weights:
+            model.get_layer(layer.name).set_weights(layer.get_weights())
