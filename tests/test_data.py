@@ -3,9 +3,12 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from efficientnet_keras.training import data
+from efficientnet_keras.training.augment import StageAugmenters
 from efficientnet_keras.training.data import Stage, StageState
+from efficientnet_keras.transforms import center_crop
 
 STAGES = [Stage(32, 0, 0, 0.1), Stage(48, 10, 0.8, 0.2)]
 
@@ -20,7 +23,8 @@ def _first(ds):
 
 
 def test_embedded_digits_are_real_and_split(digits):
-    (x_train, y_train), (x_eval, y_eval), info = digits
+    train, test, info = digits
+    (x_train, y_train), (x_eval, y_eval) = train.arrays, test.arrays
     assert info.num_classes == 10 and info.num_train + info.num_eval == 1797
     assert x_train.dtype == np.uint8 and x_train.shape[1:] == (8, 8, 1) and x_train.max() == 255
     assert set(np.unique(y_eval)) == set(range(10))
@@ -49,9 +53,9 @@ def test_stage_batch_sizes(digits):
     ds = data.make_train_dataset(train, info, stages, state, batch_size=16, seed=1)
     assert ds.element_spec[0].shape.as_list() == [None, None, None, 3]
     state.set(0, 0)
-    assert [x.shape[:2] for x, _ in ds] == [(48, 32)] * (len(train[1]) // 48)
+    assert [x.shape[:2] for x, _ in ds] == [(48, 32)] * (train.num_examples // 48)
     state.set(1, 1)
-    assert [x.shape[:2] for x, _ in ds] == [(16, 48)] * (len(train[1]) // 16)
+    assert [x.shape[:2] for x, _ in ds] == [(16, 48)] * (train.num_examples // 16)
 
 
 def test_randaugment_magnitude_is_observed(digits):
@@ -71,7 +75,7 @@ def test_randaugment_magnitude_is_observed(digits):
 def test_epoch_seeded_order_is_reproducible_and_changes_per_epoch(digits):
     train, _, info = digits
     state = StageState()
-    augmenters = data.StageAugmenters(STAGES, seed=5)
+    augmenters = StageAugmenters(STAGES, seed=5)
     ds = data.make_train_dataset(train, info, STAGES, state, batch_size=16, seed=5, deterministic=True,
                                  augmenters=augmenters)
 
@@ -89,10 +93,10 @@ def test_epoch_seeded_order_is_reproducible_and_changes_per_epoch(digits):
 def test_eval_center_crop():
     image = np.zeros((100, 200, 3), np.uint8)
     image[:, 50:150] = 255  # the central square is white
-    out = data.center_crop(image, 64, crop_fraction=0.875)
+    out = center_crop(image, 64, crop_fraction=0.875)
     assert out.shape == (64, 64, 3) and float(tf.reduce_min(out)) > 250
     info = data.DatasetInfo("x", 2, 1, 1)
-    ds = data.make_eval_dataset((np.stack([image] * 3), np.array([0, 1, 1])), info, 32, batch_size=2)
+    ds = data.make_eval_dataset(data.Split(3, arrays=(np.stack([image] * 3), np.array([0, 1, 1]))), info, 32, batch_size=2)
     shapes = [x.shape for x, _ in ds]
     assert shapes == [(2, 32, 32, 3), (1, 32, 32, 3)]
 
@@ -100,7 +104,8 @@ def test_eval_center_crop():
 def test_fashion_mnist_from_debian_files():
     if not tf.io.gfile.exists(data.FASHION_MNIST_DIR):
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
-    (x, y), (xt, yt), info = data.load_source("fashion_mnist")
+    train, test, info = data.load_source("fashion_mnist")
+    (x, y), (xt, yt) = train.arrays, test.arrays
     assert x.shape == (60000, 28, 28, 1) and xt.shape == (10000, 28, 28, 1)
     assert info.num_classes == 10 and np.bincount(y).tolist() == [6000] * 10
 
@@ -137,3 +142,139 @@ def test_image_folder_needs_splits(tmp_path):
     (tmp_path / "cats").mkdir()
     with pytest.raises(ValueError, match="needs a 'train' subfolder"):
         data.load_source(str(tmp_path))
+
+
+# ---------------------------------------------------------------------------------------------- real images
+
+
+def _photos():
+    from skimage import data as photos
+
+    return [photos.chelsea(), photos.coffee(), photos.astronaut(), photos.rocket()]
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """Real photos at varied sizes as JPEG, PNG, grayscale JPEG and CMYK JPEG, two classes, plus one corrupt and
+    one truncated file in train/ and a corrupt one in test/."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photos")
+    sizes = [(500, 375), (333, 500), (640, 480), (97, 130), (256, 256), (375, 500)]
+    formats = [("jpg", "RGB"), ("png", "RGB"), ("jpg", "L"), ("jpg", "CMYK"), ("png", "RGBA"), ("jpg", "RGB")]
+    for split, count in (("train", 6), ("test", 3)):
+        for label, photo in (("cat", _photos()[0]), ("coffee", _photos()[1])):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                (ext, mode), size = formats[i], sizes[(i + len(split)) % len(sizes)]
+                Image.fromarray(photo).resize(size).convert(mode).save(folder / f"{i}.{ext}")
+    (root / "train" / "cat" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    good = (root / "train" / "coffee" / "0.jpg").read_bytes()
+    (root / "train" / "coffee" / "truncated.jpg").write_bytes(good[:200])
+    (root / "test" / "cat" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    return root
+
+
+def test_image_folder_of_real_photos_skips_and_counts_corrupt_files(photo_folder):
+    train, test, info = data.load_source(str(photo_folder))
+    assert info.class_names == ("cat", "coffee") and (info.num_train, info.num_eval) == (14, 7)
+    for cache_limit_mb in (0, 1024):  # streamed from files, and cached encoded in memory
+        skipped, state = data.SkippedImages(), StageState()
+        ds = data.make_train_dataset(train, info, [Stage(64, 5, 0, 0.1)], state, batch_size=4, seed=2,
+                                     skipped=skipped, cache_limit_mb=cache_limit_mb)
+        batches = list(ds)
+        assert len(batches) == 3 and all(x.shape == (4, 64, 64, 3) and x.dtype == tf.float32 for x, _ in batches)
+        assert int(skipped.train.numpy()) == 2  # the corrupt and the truncated file; an epoch still completes
+        assert all(0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 255 for x, _ in batches)
+    evaluated = list(data.make_eval_dataset(test, info, 48, batch_size=4, skipped=skipped))
+    assert sum(len(x) for x, _ in evaluated) == 6 and int(skipped.eval.numpy()) == 1
+
+
+def test_fused_jpeg_decode_and_crop_equals_decode_then_crop():
+    photo = _photos()[2]
+    encoded = tf.io.encode_jpeg(photo, quality=90)
+    seed = tf.constant([3, 4], tf.int64)
+    fused = data.decode_and_random_crop(encoded, seed)
+    decoded = tf.io.decode_jpeg(encoded, channels=3)
+    begin, size = data._crop_window(tf.shape(decoded), seed, (0.08, 1.0))
+    window = tf.slice(decoded, begin, size)
+    # The same window; libjpeg's chroma upsampling at the window's edge differs by a few levels.
+    assert fused.shape == window.shape
+    assert float(tf.reduce_mean(tf.abs(tf.cast(fused, tf.float32) - tf.cast(window, tf.float32)))) < 1.0
+    png = data.decode_and_random_crop(tf.io.encode_png(photo), seed)  # the general decoder: same window
+    np.testing.assert_array_equal(png, tf.slice(tf.constant(photo), begin, size))
+
+
+class PhotoShards(tfds.core.GeneratorBasedBuilder):
+    """A real tfds dataset on disk (TFRecord shards, encoded JPEGs of varied sizes, each image's gray level its
+    index), as tfds prepares one."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    num_examples = 64
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self, features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(encoding_format="jpeg"),
+                "label": tfds.features.ClassLabel(num_classes=4)}),
+            supervised_keys=("image", "label"))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(self.num_examples),
+                "test": self._generate_examples(self.num_examples // 4)}
+
+    def _generate_examples(self, n):
+        rng = np.random.default_rng(n)
+        for i in range(n):
+            h, w = rng.integers(40, 90, 2)
+            yield i, {"image": np.full((h, w, 3), i % 256, np.uint8), "label": i % 4}
+
+
+def _write_tfds_dataset(data_dir, num_examples=64, num_shards=4):
+    PhotoShards.num_examples = num_examples
+    builder = PhotoShards(data_dir=str(data_dir))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=num_shards),
+                                 file_format="tfrecord")
+    return builder
+
+
+def test_tfds_shards_are_read_encoded_in_a_per_epoch_order(tmp_path):
+    builder = _write_tfds_dataset(tmp_path)
+    train, _, info = data._tfds(builder.name, str(tmp_path), "train", None)
+    assert train.records is not None and info.num_train == 64 and info.num_eval == 16
+    assert len(builder.info.splits["train"].file_instructions) == 4
+
+    def labels_of(epoch, cache_limit_mb, context=None):
+        state = StageState()
+        state.set(0, epoch)
+        ds = data.make_train_dataset(train, info, [Stage(32, 0, 0, 0)], state, batch_size=8, seed=1,
+                                     shuffle_buffer=16, cache_limit_mb=cache_limit_mb, input_context=context)
+        return [int(i) for x, _ in ds for i in tf.round(x[:, 16, 16, 0])]  # each image's gray value is its index
+
+    for cache in (0, 1024):  # shards streamed and shuffled per epoch; encoded bytes cached
+        first, again, second = labels_of(0, cache), labels_of(0, cache), labels_of(1, cache)
+        assert first == again and first != second and sorted(first) == list(range(64))
+    hosts = [labels_of(0, 0, tf.distribute.InputContext(2, i, 2)) for i in range(2)]
+    assert sorted(hosts[0] + hosts[1]) == list(range(64))  # two hosts: disjoint shares of the shards
+
+
+def test_static_eval_batches_count_every_example_once(digits):
+    _, test, info = digits
+    test = data.limit(test, 50)
+    ds = data.make_eval_dataset(test, info, 32, batch_size=16, static_batches=True,
+                                input_context=tf.distribute.InputContext(2, 1, 2))
+    batches = list(ds)
+    assert all(x.shape == (8, 32, 32, 3) and w.shape == (8,) for x, _, w in batches)
+    assert len(batches) == 4  # ceil(50 / 16) global batches on every host
+    other = list(data.make_eval_dataset(test, info, 32, batch_size=16, static_batches=True,
+                                        input_context=tf.distribute.InputContext(2, 0, 2)))
+    assert sum(float(tf.reduce_sum(w)) for _, _, w in batches + other) == 50
+
+
+def test_missing_split_and_unprepared_data_dir(tmp_path):
+    builder = _write_tfds_dataset(tmp_path / "tfds", num_examples=8, num_shards=1)
+    with pytest.raises(ValueError, match="has no split 'validation'; it has test, train"):
+        data.load_source(builder.name, str(tmp_path / "tfds"), eval_split="validation")
+    with pytest.raises(ValueError, match=r"'mnist' is not prepared in data_dir=.*\(it holds: .*photo_shards\)"):
+        data.load_source("mnist", str(tmp_path / "tfds"))

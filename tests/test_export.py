@@ -15,6 +15,7 @@ from conftest import random_images
 
 from efficientnet_keras import build_efficientnet, create_model
 from efficientnet_keras.training import data as data_lib
+from efficientnet_keras.transforms import center_crop
 from efficientnet_keras import export
 
 TINY_BLOCKS = ["r1_k3_s1_e1_i16_o16_c1", "r1_k3_s2_e4_i16_o24_se0.25"]
@@ -272,7 +273,7 @@ def test_tflite_float_logits_match_keras(tmp_path):
                                export._default_class_names(1000))
     path = export.export_tflite(servable, str(tmp_path / "lite0.tflite"))
     photos = _photos()
-    images = np.stack([data_lib.center_crop(photos[p], 224).numpy() for p in ("chelsea", "coffee", "rocket")])
+    images = np.stack([center_crop(photos[p], 224).numpy() for p in ("chelsea", "coffee", "rocket")])
     logits = servable.model.predict(images, verbose=0)
     np.testing.assert_allclose(export.run_tflite(path, images), logits, atol=1e-4, rtol=0)
     assert np.abs(logits).max() > 5
@@ -286,7 +287,7 @@ def test_tflite_int8_agrees_with_float(lite0, tmp_path):
     calibration = [data_lib.inception_crop(photo, 224, tf.constant(rng.integers(0, 2**31, 2)), (0.25, 1.0)).numpy()
                    for photo in photos.values() for _ in range(4)]
     path = export.export_tflite(lite0, str(tmp_path / "lite0_int8.tflite"), "int8", calibration)
-    centre = np.stack([data_lib.center_crop(photo, 224).numpy() for photo in photos.values()])
+    centre = np.stack([center_crop(photo, 224).numpy() for photo in photos.values()])
     images = np.concatenate([centre, centre[:, :, ::-1]])
     float_top1 = lite0.model.predict(images, verbose=0).argmax(-1)
     int8 = export.run_tflite(path, images)

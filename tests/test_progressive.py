@@ -58,8 +58,8 @@ def test_callback_needs_enough_epochs():
 
 def test_stage_changes_are_observed_inside_fit():
     """Record what the compiled train step really receives, and check what the model really did with it."""
-    (x, y), _, info = data.load_source("digits")
-    x, y = x[:64], y[:64]
+    train, _, info = data.load_source("digits")
+    train = data.limit(train, 64)
     stages = [Stage(32, 0, 0, dropout=0.0, stochastic_depth=0.0), Stage(48, 0, 0, dropout=0.9, stochastic_depth=0.5)]
     state = StageState()
     batches = []
@@ -68,7 +68,7 @@ def test_stage_changes_are_observed_inside_fit():
         tf.py_function(lambda a, b: batches.append((a.numpy(), b.numpy())), [images, labels], [])
         return images, labels
 
-    ds = data.make_train_dataset((x, y), info, stages, state, batch_size=32, seed=0, deterministic=True)
+    ds = data.make_train_dataset(train, info, stages, state, batch_size=32, seed=0, deterministic=True)
     ds = ds.map(record)
     model = ek.build_efficientnet(TINY, default_size=32, family="v2", input_shape=(None, None, 3), classes=10,
                                   classifier_activation=None, dropout_rate=0.0, drop_connect_rate=0.0)

@@ -165,14 +165,19 @@ def one_device_run(tmp_path_factory):
     return model_dir
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("one_device_run")
-def test_mirrored_strategy_on_two_cpu_devices_agrees_with_one_device(tmp_path, one_device_run):
-    two = str(tmp_path / "two")
+@pytest.fixture(scope="module")
+def mirrored_run(tmp_path_factory):
+    two = str(tmp_path_factory.mktemp("two"))
     mirrored = _train(*QUICK, *AGREE, f"--model_dir={two}", "--strategy=mirrored", "--cpu_devices=2")
     assert mirrored.returncode == 0, mirrored.stderr[-3000:]
-    assert json.load(open(os.path.join(two, "results.json")))["replicas"] == 2
-    _assert_agree(one_device_run, two)
+    return two
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("one_device_run")
+def test_mirrored_strategy_on_two_cpu_devices_agrees_with_one_device(one_device_run, mirrored_run):
+    assert json.load(open(os.path.join(mirrored_run, "results.json")))["replicas"] == 2
+    _assert_agree(one_device_run, mirrored_run)
 
 
 def _free_ports(n):
@@ -341,3 +346,178 @@ def test_non_empty_foreign_model_dir_is_refused(tmp_path):
     result = _train(*QUICK, f"--model_dir={tmp_path}")
     assert result.returncode != 0 and "is not empty and holds no run of ours" in result.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+# ---------------------------------------------------------------------------------------------- real runs
+
+TINY_CONFIG = dict(QUICK_CONFIG, epochs=2, num_stages=2, batch_size=16, train_examples=48, eval_examples=20)
+
+
+@pytest.fixture
+def float32_after():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.slow
+def test_tfds_imagenet2012_through_mock_data(tmp_path):
+    """imagenet2012 as tfds serves it (1000 classes, encoded JPEGs of varied sizes), offline through tfds' mock."""
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=40):
+        result = train(TrainConfig(**{**TINY_CONFIG, "dataset": "imagenet2012", "train_examples": None,
+                                      "eval_examples": None, "model_dir": str(tmp_path / "run")}))
+    assert result["model"].output_shape[-1] == 1000 and len(result["class_names"]) == 1000
+    assert result["history"]["image_size"] == [32, 40] and np.isfinite(result["eval"]["loss"])
+    assert [r["skipped_train_images"] for r in _history(str(tmp_path / "run"))] == ["0.0", "0.0"]
+
+
+@pytest.mark.slow
+def test_image_folder_of_real_photos_with_a_corrupt_file(tmp_path):
+    from test_data import _photos
+    from PIL import Image
+
+    for split, count in (("train", 8), ("val", 3)):
+        for label, photo in enumerate(_photos()[:2]):
+            folder = tmp_path / "photos" / split / f"class{label}"
+            folder.mkdir(parents=True)
+            for i in range(count):
+                image = Image.fromarray(photo).resize((150 + 37 * i, 100 + 23 * i))
+                image.convert("L" if i % 3 == 2 else "RGB").save(folder / f"{i}.{'png' if i % 2 else 'jpg'}")
+    (tmp_path / "photos" / "train" / "class0" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    result = train(TrainConfig(**{**TINY_CONFIG, "dataset": str(tmp_path / "photos"), "train_examples": None,
+                                  "eval_examples": None, "batch_size": 4, "model_dir": str(tmp_path / "run")}))
+    rows = _history(str(tmp_path / "run"))
+    assert sum(float(r["skipped_train_images"]) for r in rows) == 2  # the broken file, once per epoch
+    assert result["class_names"] == ["class0", "class1"] and np.isfinite(result["eval"]["loss"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_with_randaugment_mixup_and_cutmix(tmp_path, precision, float32_after):
+    result = train(TrainConfig(**{**TINY_CONFIG, "mixed_precision": precision, "randaug_max": 10.0,
+                                  "mixup_max": 0.4, "cutmix_max": 1.0, "model_dir": str(tmp_path / "run")}))
+    assert result["stages"][-1]["mixup_alpha"] == 0.4 and result["stages"][-1]["cutmix_alpha"] == 1.0
+    assert result["dtype_policy"] == f"mixed_{precision}"
+    assert np.isfinite(result["history"]["loss"]).all() and np.isfinite(result["eval"]["loss"])
+    model = keras.saving.load_model(str(tmp_path / "run" / "model.keras"))
+    assert model(np.zeros((1, 32, 32, 3), "float32")).dtype == "float32"  # logits stay float32
+    if precision == "float16":  # Keras wraps the optimizer in loss scaling
+        assert isinstance(result["model"].optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+REMOTE_RUN = """
+import json, sys
+import efficientnet_keras
+import keras, numpy as np, tensorflow as tf
+from efficientnet_keras import export
+from efficientnet_keras.training import TrainConfig, evaluate, train
+
+config = TrainConfig(**json.loads(sys.argv[1]))
+
+class Die(keras.callbacks.Callback):  # the process "dies" after epoch 2's backup (ram:// lives in this process)
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+try:
+    train(config, callbacks=[Die()])
+except KeyboardInterrupt:
+    pass
+assert not tf.io.gfile.exists(config.model_dir + "/model.keras")
+config.resume = True
+result = train(config)
+rows = tf.io.gfile.GFile(config.model_dir + "/history.csv").read().splitlines()
+print("EPOCHS", [r.split(",")[0] for r in rows[1:]])
+print("EVAL", result["eval"]["accuracy"], evaluate(config.model_dir, batch_size=32)["accuracy"])
+path = export.export_saved_model(export.load_servable(config.model_dir), "ram://exports/digits")
+served = tf.saved_model.load(path).signatures["serving_default"](
+    image_bytes=tf.constant([tf.io.encode_png(np.full((30, 20, 3), 200, np.uint8)).numpy()]))
+print("SERVED", served["class_names"].shape, path, sorted(tf.io.gfile.listdir(config.model_dir)))
+"""
+
+
+@pytest.mark.slow
+def test_remote_storage_train_interrupt_resume_eval_export(tmp_path):
+    """TensorFlow's in-memory ram:// file system stands in for gs://: every file of the run goes through gfile."""
+    work, temp = tmp_path / "cwd", tmp_path / "tmp"
+    work.mkdir(), temp.mkdir()
+    config = {**TINY_CONFIG, "epochs": 4, "model_dir": "ram://runs/digits"}
+    result = subprocess.run([sys.executable, "-c", REMOTE_RUN, json.dumps(config)], cwd=work, capture_output=True,
+                            text=True, timeout=600, env=_env(TMPDIR=str(temp), KERAS_HOME=str(tmp_path / "keras")))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "EPOCHS ['0', '1', '2', '3']" in result.stdout  # resumed at epoch 3, each epoch once
+    accuracies = re.search(r"EVAL (\S+) (\S+)", result.stdout).groups()
+    assert float(accuracies[0]) == pytest.approx(float(accuracies[1]))
+    assert "SERVED (1, 5) ram://exports/digits/1" in result.stdout
+    assert "'backup', 'history.csv', 'logs', 'model.keras', 'results.json', 'run_config.json'" in result.stdout
+    assert list(work.iterdir()) == [] and list(temp.iterdir()) == []  # nothing on the local disk
+
+
+LOAD_ANYWHERE = """
+import sys
+import efficientnet_keras
+import keras, numpy as np
+x = np.load(sys.argv[1])
+for path in sys.argv[2:]:
+    model = keras.models.load_model(path)
+    np.save(path + "." + keras.backend.backend() + ".npy", keras.ops.convert_to_numpy(model(x, training=False)))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("one_device_run")
+def test_runs_of_each_optimizer_and_mirrored_export_and_load_anywhere(tmp_path, one_device_run, mirrored_run):
+    adamw = str(tmp_path / "adamw")
+    done = _train(*QUICK, "--epochs=2", f"--model_dir={adamw}")  # QUICK trains with AdamW; the others RMSProp
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = [one_device_run, mirrored_run, adamw]
+    x = np.random.default_rng(0).uniform(0, 255, (2, 40, 40, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    models = [os.path.join(run, "model.keras") for run in runs]
+    for i, run in enumerate(runs):
+        exported = subprocess.run([sys.executable, "-m", "efficientnet_keras.export", f"--model={run}",
+                                   f"--export_dir={tmp_path / 'export' / str(i)}"], env=_env(), capture_output=True,
+                                  text=True, timeout=300)
+        assert exported.returncode == 0 and "Traceback" not in exported.stderr, exported.stderr[-3000:]
+    backends = ["tensorflow"] + [b for b in ("torch", "jax") if _importable(b)]
+    for backend in backends:
+        loaded = subprocess.run([sys.executable, "-c", LOAD_ANYWHERE, str(tmp_path / "x.npy"), *models],
+                                env=_env(KERAS_BACKEND=backend), capture_output=True, text=True, timeout=300)
+        assert loaded.returncode == 0, loaded.stderr[-3000:]
+    for path in models:
+        expected = np.load(f"{path}.tensorflow.npy")
+        for backend in backends[1:]:
+            np.testing.assert_allclose(np.load(f"{path}.{backend}.npy"), expected, atol=2e-4, rtol=1e-4)
+    # Without `import efficientnet_keras` Keras cannot know our layers, and its error names our package.
+    bare = subprocess.run([sys.executable, "-c", f"import keras; keras.models.load_model({models[0]!r})"],
+                          env=_env(), capture_output=True, text=True, timeout=300)
+    assert bare.returncode != 0 and "efficientnet_keras>" in bare.stderr
+
+
+def _importable(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def test_resume_refuses_a_changed_setting_and_names_it(tmp_path):
+    from efficientnet_keras.training.trainer import _prepare_model_dir
+
+    base = TrainConfig(**{**QUICK_CONFIG, "model_dir": str(tmp_path / "run")})
+    _prepare_model_dir(base, 10)
+    for field, value in (("learning_rate_per_256", 0.1), ("optimizer", "rmsprop"), ("weight_decay", 0.0),
+                         ("ema_decay", 0.5), ("mixed_precision", "bfloat16")):
+        changed = TrainConfig(**{**QUICK_CONFIG, "model_dir": str(tmp_path / "run"), "resume": True, field: value})
+        with pytest.raises(ValueError, match=f"{field}: .* there vs {value!r} now"):
+            _prepare_model_dir(changed, 10)
+    # Settings that leave the training's math alone may change on resume.
+    _prepare_model_dir(TrainConfig(**{**QUICK_CONFIG, "model_dir": str(tmp_path / "run"), "resume": True,
+                                      "verbose": 2, "eval_every": 2, "strategy": "default"}), 10)
+
+
+def test_unwritable_model_dir_is_refused_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ValueError, match="cannot be written"):
+        train(TrainConfig(**{**QUICK_CONFIG, "model_dir": str(blocker / "run")}))

@@ -174,6 +174,11 @@ def _tfds(name: str, data_dir: str | None, train_split: str, eval_split: str | N
             f"Unknown dataset {name!r}: not an embedded dataset ({', '.join(EMBEDDED)}), not a directory, and not a "
             f"tfds name ({e})."
         ) from None
+    if not builder.is_prepared():
+        try:
+            builder.as_dataset(split=train_split)  # tfds.testing.mock_data serves datasets that are not prepared
+        except AssertionError:  # tfds: "could not find data in ..."
+            raise _not_prepared(builder) from None
     keys = builder.info.supervised_keys
     if not keys or len(keys) != 2:
         raise ValueError(f"Dataset {name!r} has no (image, label) supervised keys; it cannot train a classifier.")
@@ -365,17 +370,22 @@ def _skip_corrupt(ds, decode, counter: tf.Variable, parallel):
     """``decode(position, image, label)`` each element, skipping those it fails on (a corrupt image) and adding
     their number to ``counter``; yields ``(position, decoded...)``. Only decoding runs under the skip, so a bug
     elsewhere still fails loudly. Elements carry their position, and the gaps in the positions that come out are
-    the skipped ones (the map keeps the order, so this is exact up to failures after the last good element).
-    Written by hand because tf.data's ``ignore_errors`` skips without counting."""
+    the skipped ones (the map keeps the order); a valid blank image with label -1 closes the stream, so failures at
+    its end are counted too. Written by hand because tf.data's ``ignore_errors`` skips without counting."""
+    image_spec, label_spec = ds.element_spec
+    blank = (tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8)) if image_spec.dtype == tf.string
+             else tf.zeros([d or 1 for d in image_spec.shape], image_spec.dtype))
+    ds = ds.concatenate(tf.data.Dataset.from_tensors((blank, tf.constant(-1, label_spec.dtype))))
+    ordered = {"deterministic": True} if parallel else {}
     ds = ds.enumerate().map(lambda i, example: (i, decode(i, *example)), num_parallel_calls=parallel,
-                            deterministic=True).ignore_errors()
+                            **ordered).ignore_errors()
 
     def count(expected, element):
         position, _ = element
         counter.assign_add(position - expected)
         return position + 1, element
 
-    return ds.scan(tf.constant(0, tf.int64), count)
+    return ds.scan(tf.constant(0, tf.int64), count).filter(lambda _, example: example[-1] >= 0)
 
 
 # ---------------------------------------------------------------------------------------------- transforms
@@ -425,8 +435,11 @@ def _resize_and_flip(crop, size, seed) -> tf.Tensor:
 
 
 def _options(deterministic: bool) -> tf.data.Options:
+    """Element order is always deterministic (parallel maps keep it), so the order is the pure function of
+    (seed, epoch) that resume relies on; ``deterministic`` also runs maps sequentially, for bit-identical random
+    augmentation."""
     options = tf.data.Options()
-    options.deterministic = deterministic
+    options.deterministic = True
     options.experimental_optimization.map_parallelization = not deterministic
     return options
 
