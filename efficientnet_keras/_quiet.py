@@ -10,10 +10,11 @@ import tempfile
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow without its load-time log lines, unless the user set TF_CPP_MIN_LOG_LEVEL (then as is)."""
-    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    """Import TensorFlow without its load-time log lines, unless TF_CPP_MIN_LOG_LEVEL asks for INFO or WARNING
+    lines (0 or 1)."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3") in ("0", "1"):
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # after loading too: errors reach Python as exceptions
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # after loading too: errors reach Python as exceptions
     try:
         stderr = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # no real stderr (some notebooks): nothing to hide

@@ -299,7 +299,7 @@ QUICK_CONFIG = dict(dataset="digits", model="EfficientNetV2B0", blocks=TINY.repl
         ({"image_size_min": 16}, "image_size_min=16 is smaller than the network allows"),
         ({"image_size_min": 64, "image_size_max": 48}, "image_size_min=64 is larger than image_size_max=48"),
         ({"epochs": 3, "num_stages": 4}, "needs epochs >= 4"),
-        ({"optimizer": "sgd"}, "optimizer must be rmsprop or adamw"),
+        ({"optimizer": "sgd"}, "optimizer must be one of rmsprop, adamw; got 'sgd'"),
         ({"max_batch_scale": 0.5}, "max_batch_scale must be >= 1"),
         ({"max_batch_scale": 8.0, "image_size_max": 96}, "Stage 1's batch of 256 (max_batch_scale=8) is larger than"),
         ({"blocks": "r1_k3_s1_e1_x16"}, "token 5 'x16'"),

@@ -34,6 +34,7 @@ class StageAugmenters:
     def __init__(self, stages: Sequence[Stage], seed: int):
         import keras
 
+        self.sizes = [s.image_size for s in stages]
         self.randaug, self.mixup, self.cutmix = [], [], []
         for i, s in enumerate(stages):
             self.randaug.append(
@@ -63,9 +64,10 @@ class StageAugmenters:
         return _switch(stage, [branch(l) for l in self.randaug])
 
     def mix(self, stage, images, labels):
-        def branch(mixup, cutmix):
+        def branch(mixup, cutmix, size):
             def apply():
-                x, y = images, labels
+                # The stage's size, stated: Keras 3.15's CutMix fails on images of unknown height and width.
+                x, y = tf.ensure_shape(images, [None, size, size, 3]), labels
                 for layer in (mixup, cutmix):
                     if layer is not None:
                         out = layer({"images": x, "labels": y}, training=True)
@@ -74,4 +76,4 @@ class StageAugmenters:
 
             return apply
 
-        return _switch(stage, [branch(m, c) for m, c in zip(self.mixup, self.cutmix)])
+        return _switch(stage, [branch(m, c, size) for m, c, size in zip(self.mixup, self.cutmix, self.sizes)])

@@ -7,7 +7,7 @@ official code reads ImageNet.
   batching and augmented in float32; the model casts at its input (mixed precision).
 - Order: every epoch is a pure function of (seed, epoch). Files (image folders, small or in-memory datasets:
   each example) are permuted exactly with ``index_shuffle``; tfds shards are permuted per epoch and their examples
-  shuffled through a buffer seeded by (seed, epoch). A resumed run sees the same order as an uninterrupted one.
+  permuted within windows of ``shuffle_buffer`` encoded examples by keys drawn from (seed, epoch). A resumed run sees the same order as an uninterrupted one.
 - Memory: decoded training images are never cached. Encoded bytes are cached in memory when the split's encoded
   size is at most ``cache_limit_mb`` (default 1 GiB); a larger split streams from storage every epoch.
 - Per host: under multi-worker and TPU strategies each input pipeline (``tf.distribute.InputContext``) reads its
@@ -345,14 +345,13 @@ def _epoch_examples(split: Split, cached, epoch_seed, context, shuffle_buffer: i
     """This host's examples of one epoch, (image or encoded bytes, label), in an order fixed by ``epoch_seed``."""
     pipelines = context.num_input_pipelines if context else 1
     index = context.input_pipeline_id if context else 0
-    shuffle_seed = epoch_seed[0] * 1_000_003 + epoch_seed[1]
     if cached is not None:  # the whole split in memory: a full shuffle
         ds = cached.shard(pipelines, index) if pipelines > 1 else cached
-        return ds.shuffle(split.num_examples, seed=shuffle_seed, reshuffle_each_iteration=False)
+        return _shuffle_windows(ds, split.num_examples, epoch_seed)
     if split.records is not None:
         ds = split.records(None if split.take else epoch_seed, context)
         ds = ds.take(split.take) if split.take else ds
-        return ds.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
+        return _shuffle_windows(ds, shuffle_buffer, epoch_seed)
     # Random access (arrays in memory, files): an exact permutation of the examples.
     count = split.num_examples
     order = tf.data.Dataset.range(count).map(lambda i: tf.random.experimental.index_shuffle(i, epoch_seed, count - 1))
@@ -364,6 +363,22 @@ def _epoch_examples(split: Split, cached, epoch_seed, context, shuffle_buffer: i
     paths, labels = (tf.constant(a) for a in split.files)
     return order.map(lambda j: (tf.io.read_file(tf.gather(paths, j)), tf.gather(labels, j)),
                      num_parallel_calls=parallel)
+
+
+def _shuffle_windows(ds, window: int, epoch_seed):
+    """Permute each window of ``window`` encoded examples by keys drawn from (seed, epoch, position): stateless, so
+    the order is a pure function of (seed, epoch). ``Dataset.shuffle`` takes no per-epoch seed tensor once a global
+    seed is set (its seed handling compares seeds in Python), hence this. Windows hold encoded bytes, never decoded
+    images (those differ in shape)."""
+    key_seed = epoch_seed[0] * 1_000_003 + epoch_seed[1]
+    ds = ds.enumerate().map(lambda i, example: (
+        tf.random.stateless_uniform([], tf.stack([key_seed, i])), example))
+    return ds.batch(window).map(_sort_window).unbatch()
+
+
+def _sort_window(keys, examples):
+    order = tf.argsort(keys)
+    return tf.nest.map_structure(lambda t: tf.gather(t, order), examples)
 
 
 def _skip_corrupt(ds, decode, counter: tf.Variable, parallel):
