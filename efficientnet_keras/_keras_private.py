@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["flatten_layers", "inbound_nodes", "producer", "ema_variables", "rmsprop_slots", "EMA_UPDATE_METHOD",
+__all__ = ["backup_files", "BACKUP_SAVE_METHOD", "flatten_layers", "inbound_nodes", "producer", "ema_variables", "rmsprop_slots", "EMA_UPDATE_METHOD",
            "clear_initial_epoch"]
 
 # The optimizer method that updates the EMA of the trainable weights after each step; our optimizers override it
@@ -47,3 +47,13 @@ def clear_initial_epoch(model: keras.Model) -> None:
     """Forget the start epoch that BackupAndRestore set on restore: Keras never clears it, so without this the next
     ``fit()`` of a run made of several would start at the restored epoch again."""
     model._initial_epoch = None
+
+
+# BackupAndRestore's method that writes the backup at an epoch end; overridden by the trainer's backups (a
+# non-chief worker's writes nothing; on ram:// the old files are removed first).
+BACKUP_SAVE_METHOD = "_save_model"
+
+
+def backup_files(callback: keras.callbacks.BackupAndRestore) -> tuple[str, str]:
+    """The (weights, training metadata) files a BackupAndRestore writes."""
+    return callback._weights_path, callback._training_metadata_path

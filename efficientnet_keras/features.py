@@ -47,4 +47,4 @@ def feature_extractor(model: keras.Model, strides=(2, 4, 8, 16, 32)) -> keras.Mo
     if missing:
         raise ValueError(f"Model '{model.name}' has no feature map at stride(s) {missing}; it has {sorted(names)}.")
     outputs = {f"P{s.bit_length() - 1}": model.get_layer(names[s]).output for s in strides}
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+    return keras.Model(model.input, outputs, name=f"{model.name}_features")  # one input, as the model is called

@@ -2,6 +2,8 @@
 
 A Keras release that renames or changes one fails here, by name."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -42,7 +44,9 @@ def test_clear_initial_epoch_restarts_from_the_requested_epoch(tmp_path):
     model.compile("sgd", "mse")
     data = (np.ones((4, 4)), np.ones((4, 2)))
     backup = keras.callbacks.BackupAndRestore(str(tmp_path), delete_checkpoint=False)
+    assert hasattr(backup, private.BACKUP_SAVE_METHOD)
     model.fit(*data, epochs=2, verbose=0, callbacks=[backup])
+    assert all(os.path.exists(path) for path in private.backup_files(backup))
     epochs = []
     record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: epochs.append(e))
     model.fit(*data, epochs=3, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path)), record])

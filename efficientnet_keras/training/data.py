@@ -555,7 +555,10 @@ def make_eval_dataset(split: Split, info: DatasetInfo, image_size: int, batch_si
         lambda _, example: (center_crop(example[0], image_size, crop_fraction), tf.one_hot(example[1], num_classes)),
         num_parallel_calls=tf.data.AUTOTUNE)
     if not static_batches:
-        return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+        ds = ds.batch(batch)
+        if split.arrays is not None and pipelines == 1:  # nothing to skip: the length is known, so state it
+            ds = ds.apply(tf.data.experimental.assert_cardinality(-(-split.num_examples // batch)))
+        return ds.prefetch(tf.data.AUTOTUNE)
     ds = ds.map(lambda x, y: (x, y, tf.constant(1.0))).batch(batch)
     blank = (tf.zeros([image_size, image_size, 3]), tf.zeros([num_classes]), tf.constant(0.0))
 

@@ -15,7 +15,9 @@ from typing import Any, Iterable
 import keras
 import tensorflow as tf
 
-__all__ = ["RunDir", "HistoryCSV", "RUN_FILE", "FINAL_MODEL", "RESULTS_FILE"]
+from efficientnet_keras import _keras_private as private
+
+__all__ = ["RunDir", "HistoryCSV", "Backup", "RUN_FILE", "FINAL_MODEL", "RESULTS_FILE"]
 
 RUN_FILE = "run_config.json"
 FINAL_MODEL = "model.keras"
@@ -109,3 +111,15 @@ def _to_csv(rows: Iterable[dict]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore; on TensorFlow's ram:// file system it first removes the files it replaces, since
+    ram:// appends on "w" where local disks and object stores (gs://) replace the whole file."""
+
+    def _save_model(self):
+        if self.backup_dir.startswith("ram://"):
+            for path in private.backup_files(self):
+                if tf.io.gfile.exists(path):
+                    tf.io.gfile.remove(path)
+        super()._save_model()

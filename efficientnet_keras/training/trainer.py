@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import warnings
 from typing import Any
 
 import keras
 
 from efficientnet_keras import _keras_private as private
 from efficientnet_keras.training.optimizers import AdamWEMA, RMSpropEMA, WarmupExponentialDecay
-from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, RUN_FILE, HistoryCSV, RunDir
+from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, RUN_FILE, Backup, HistoryCSV, RunDir
 
 __all__ = ["TrainConfig", "train", "evaluate"]
 
@@ -356,11 +357,20 @@ def _callbacks(c: TrainConfig, plan: _Plan, state, augmenters, skipped, chief: b
         # Validation sees the EMA weights; between epochs the model holds the raw ones, which the backup saves.
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
     if chief:
-        callbacks += [keras.callbacks.BackupAndRestore(run.join("backup"), delete_checkpoint=False),
+        callbacks += [Backup(run.join("backup"), delete_checkpoint=False),
                       HistoryCSV(run.join("history.csv")), keras.callbacks.TensorBoard(run.join("logs"))]
     else:
         callbacks.append(_RestoreOnly(run.join("backup"), delete_checkpoint=False))
     return callbacks + list(extra or [])
+
+
+@contextlib.contextmanager
+def _end_of_data_is_expected():
+    """Keras 3.15 warns "Your input ran out of data" whenever a dataset of unknown length ends, which is how every
+    evaluation of files ends (their length is unknown: a corrupt image may be skipped)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+        yield
 
 
 def _fit(c: TrainConfig, model, plan: _Plan, train_for_segment, eval_ds, callbacks) -> dict[str, list]:
@@ -373,9 +383,10 @@ def _fit(c: TrainConfig, model, plan: _Plan, train_for_segment, eval_ds, callbac
         # Our own CallbackList, so that progress bars count epochs of the whole run and know each epoch's steps.
         callback_list = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=c.verbose != 0,
                                                      verbose=c.verbose, epochs=c.epochs, steps=steps, model=model)
-        model.fit(train_for_segment(steps), initial_epoch=first_epoch, epochs=end_epoch,
-                  validation_data=eval_ds, validation_freq=c.eval_every, callbacks=callback_list, shuffle=False,
-                  verbose=c.verbose)
+        with _end_of_data_is_expected():
+            model.fit(train_for_segment(steps), initial_epoch=first_epoch, epochs=end_epoch,
+                      validation_data=eval_ds, validation_freq=c.eval_every, callbacks=callback_list, shuffle=False,
+                      verbose=c.verbose)
         for key, values in model.history.history.items():
             history.setdefault(key, []).extend(values)
         private.clear_initial_epoch(model)  # a restored start epoch applies to one fit()
@@ -458,7 +469,8 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
 def _finish(c: TrainConfig, model, plan: _Plan, info, eval_ds, history, chief: bool, replicas: int) -> dict:
     """Evaluate the final (EMA) weights, save the inference model and results.json (chief only)."""
     run = RunDir(c.model_dir)
-    results = model.evaluate(eval_ds, return_dict=True, verbose=0)
+    with _end_of_data_is_expected():
+        results = model.evaluate(eval_ds, return_dict=True, verbose=0)
     model_path = run.join(FINAL_MODEL)
     # eval_size, crop_fraction and class_names are what export.load_servable serves the model with.
     summary = {"eval": {k: float(v) for k, v in results.items()}, "eval_size": plan.eval_size,
@@ -507,7 +519,8 @@ def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = 
     model.compile(loss=loss, metrics=_metrics())
     ds = data_lib.make_eval_dataset(split, info, eval_size or results["eval_size"], batch_size,
                                     results.get("crop_fraction", 0.875))
-    return model.evaluate(ds, return_dict=True, verbose=0)
+    with _end_of_data_is_expected():
+        return model.evaluate(ds, return_dict=True, verbose=0)
 
 
 def _load_backbone(model, variant) -> None:
