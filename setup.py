@@ -42,6 +42,8 @@ setup(
             "scikit-image>=0.24",
             # The PyTorch reference network for the Lite weights (imports torch only, not torchvision).
             "efficientnet-lite-pytorch==0.1.0",
+            # Keras' JAX backend: trained models are loaded and run under it (tests/test_train.py).
+            "jax>=0.4.30",
         ],
     },
     entry_points={"console_scripts": ["efficientnet-predict=efficientnet_keras.predict:run",

@@ -33,3 +33,10 @@ def count_traces(model) -> list:
     train_step = model.train_step
     model.train_step = lambda data: traces.append(1) or train_step(data)
     return traces
+
+
+def real_photos() -> list:
+    """Four real photos that ship with scikit-image (cat, espresso, astronaut, rocket), uint8 RGB."""
+    from skimage import data as photos
+
+    return [photos.chelsea(), photos.coffee(), photos.astronaut(), photos.rocket()]

@@ -9,6 +9,7 @@ from efficientnet_keras.training import data
 from efficientnet_keras.training.augment import StageAugmenters
 from efficientnet_keras.training.data import Stage, StageState
 from efficientnet_keras.transforms import center_crop
+from conftest import real_photos
 
 STAGES = [Stage(32, 0, 0, 0.1), Stage(48, 10, 0.8, 0.2)]
 
@@ -147,12 +148,6 @@ def test_image_folder_needs_splits(tmp_path):
 # ---------------------------------------------------------------------------------------------- real images
 
 
-def _photos():
-    from skimage import data as photos
-
-    return [photos.chelsea(), photos.coffee(), photos.astronaut(), photos.rocket()]
-
-
 @pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory):
     """Real photos at varied sizes as JPEG, PNG, grayscale JPEG and CMYK JPEG, two classes, plus one corrupt and
@@ -163,7 +158,7 @@ def photo_folder(tmp_path_factory):
     sizes = [(500, 375), (333, 500), (640, 480), (97, 130), (256, 256), (375, 500)]
     formats = [("jpg", "RGB"), ("png", "RGB"), ("jpg", "L"), ("jpg", "CMYK"), ("png", "RGBA"), ("jpg", "RGB")]
     for split, count in (("train", 6), ("test", 3)):
-        for label, photo in (("cat", _photos()[0]), ("coffee", _photos()[1])):
+        for label, photo in (("cat", real_photos()[0]), ("coffee", real_photos()[1])):
             folder = root / split / label
             folder.mkdir(parents=True)
             for i in range(count):
@@ -192,7 +187,7 @@ def test_image_folder_of_real_photos_skips_and_counts_corrupt_files(photo_folder
 
 
 def test_fused_jpeg_decode_and_crop_equals_decode_then_crop():
-    photo = _photos()[2]
+    photo = real_photos()[2]
     encoded = tf.io.encode_jpeg(photo, quality=90)
     seed = tf.constant([3, 4], tf.int64)
     fused = data.decode_and_random_crop(encoded, seed)
@@ -262,14 +257,15 @@ def test_tfds_shards_are_read_encoded_in_a_per_epoch_order(tmp_path):
 def test_static_eval_batches_count_every_example_once(digits):
     _, test, info = digits
     test = data.limit(test, 50)
-    ds = data.make_eval_dataset(test, info, 32, batch_size=16, static_batches=True,
-                                input_context=tf.distribute.InputContext(2, 1, 2))
-    batches = list(ds)
-    assert all(x.shape == (8, 32, 32, 3) and w.shape == (8,) for x, _, w in batches)
-    assert len(batches) == 4  # ceil(50 / 16) global batches on every host
-    other = list(data.make_eval_dataset(test, info, 32, batch_size=16, static_batches=True,
-                                        input_context=tf.distribute.InputContext(2, 0, 2)))
-    assert sum(float(tf.reduce_sum(w)) for _, _, w in batches + other) == 50
+    for replicas in (2, 4):  # one and two replicas per host
+        hosts = [list(data.make_eval_dataset(test, info, 32, batch_size=16, static_batches=True,
+                                             input_context=tf.distribute.InputContext(2, i, replicas)))
+                 for i in range(2)]
+        size = 16 // replicas
+        assert all(x.shape == (size, 32, 32, 3) and w.shape == (size,) for host in hosts for x, _, w in host)
+        # ceil(50 / 16) = 4 global steps on every host, each taking one batch per replica of the host.
+        assert [len(host) for host in hosts] == [4 * replicas // 2] * 2
+        assert sum(float(tf.reduce_sum(w)) for host in hosts for _, _, w in host) == 50
 
 
 def test_missing_split_and_unprepared_data_dir(tmp_path):

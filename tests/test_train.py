@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import real_photos
 from efficientnet_keras.train import TrainConfig, WarmupExponentialDecay, evaluate, train
 
 # A few steps per epoch on the embedded digits: 192 training images, batches of 32, and a small custom network
@@ -374,11 +375,10 @@ def test_tfds_imagenet2012_through_mock_data(tmp_path):
 
 @pytest.mark.slow
 def test_image_folder_of_real_photos_with_a_corrupt_file(tmp_path):
-    from test_data import _photos
     from PIL import Image
 
     for split, count in (("train", 8), ("val", 3)):
-        for label, photo in enumerate(_photos()[:2]):
+        for label, photo in enumerate(real_photos()[:2]):
             folder = tmp_path / "photos" / split / f"class{label}"
             folder.mkdir(parents=True)
             for i in range(count):

@@ -567,7 +567,9 @@ def make_eval_dataset(split: Split, info: DatasetInfo, image_size: int, batch_si
         pads = [tf.repeat(b[None], missing, axis=0) for b in blank]
         return tuple(tf.ensure_shape(tf.concat([a, p], 0), [batch, *a.shape[1:]]) for a, p in zip((x, y, w), pads))
 
-    # Every host yields the same number of batches (a TPU step runs on all of them); extra ones weigh 0.
-    num_batches = -(-split.num_examples // (batch * pipelines))
+    # Every host yields the same number of batches (a TPU step runs on all of them; each takes one per replica of
+    # the host); extra ones weigh 0.
+    replicas = input_context.num_replicas_in_sync if input_context else 1
+    num_batches = -(-split.num_examples // (batch * replicas)) * (replicas // pipelines)
     ds = ds.map(pad).concatenate(tf.data.Dataset.from_tensors(tuple(b[None] for b in blank)).map(pad).repeat())
     return ds.take(num_batches).prefetch(tf.data.AUTOTUNE)

@@ -452,7 +452,9 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
                 skipped=skipped, input_context=context)
             # The epoch's exact length, stated: where a dataset's length is unknown, Keras 3.15 counts one optimizer
             # step that never happened at each epoch end (shifting the schedules). A wrong length fails loudly.
-            return ds.apply(tf.data.experimental.assert_cardinality(steps))
+            # Under a strategy, each step takes one batch per replica of this host.
+            per_host = context.num_replicas_in_sync // context.num_input_pipelines if context else 1
+            return ds.apply(tf.data.experimental.assert_cardinality(steps * per_host))
         return _distribute(strategy, make)
 
     eval_ds = _distribute(strategy, lambda context: data_lib.make_eval_dataset(
