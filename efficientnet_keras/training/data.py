@@ -332,37 +332,49 @@ def _cached(split: Split, cache_limit_mb: float) -> tf.data.Dataset | None:
     fits = 0 < split.num_bytes <= cache_limit_mb * 2**20
     if split.arrays is not None or not fits:
         return None
+    return _in_storage_order(split).cache()
+
+
+def _in_storage_order(split: Split) -> tf.data.Dataset:
+    """(image or encoded bytes, label) of every example, in storage order."""
+    if split.arrays is not None:
+        return tf.data.Dataset.from_tensor_slices(split.arrays)
     if split.files is not None:
-        ds = tf.data.Dataset.from_tensor_slices(split.files).map(lambda p, y: (tf.io.read_file(p), y),
-                                                                 num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = split.records(None, None)
-        ds = ds.take(split.take) if split.take else ds
-    return ds.cache()
+        return tf.data.Dataset.from_tensor_slices(split.files).map(lambda p, y: (tf.io.read_file(p), y),
+                                                                   num_parallel_calls=tf.data.AUTOTUNE)
+    ds = split.records(None, None)
+    return ds.take(split.take) if split.take else ds
 
 
 def _epoch_examples(split: Split, cached, epoch_seed, context, shuffle_buffer: int, deterministic: bool):
-    """This host's examples of one epoch, (image or encoded bytes, label), in an order fixed by ``epoch_seed``."""
+    """This host's examples of one epoch, (key, image or encoded bytes, label), in an order fixed by ``epoch_seed``.
+    ``key`` seeds the example's random crop: its position in the epoch over all hosts where the order is a
+    permutation (so a multi-worker run crops as one device does), else its position on this host."""
     pipelines = context.num_input_pipelines if context else 1
     index = context.input_pipeline_id if context else 0
     if cached is not None:  # the whole split in memory: a full shuffle
         ds = cached.shard(pipelines, index) if pipelines > 1 else cached
-        return _shuffle_windows(ds, split.num_examples, epoch_seed)
+        return _keyed(_shuffle_windows(ds, split.num_examples, epoch_seed))
     if split.records is not None:
         ds = split.records(None if split.take else epoch_seed, context)
         ds = ds.take(split.take) if split.take else ds
-        return _shuffle_windows(ds, shuffle_buffer, epoch_seed)
+        return _keyed(_shuffle_windows(ds, shuffle_buffer, epoch_seed))
     # Random access (arrays in memory, files): an exact permutation of the examples.
     count = split.num_examples
-    order = tf.data.Dataset.range(count).map(lambda i: tf.random.experimental.index_shuffle(i, epoch_seed, count - 1))
+    order = tf.data.Dataset.range(count).map(lambda i: (i, tf.random.experimental.index_shuffle(i, epoch_seed,
+                                                                                                   count - 1)))
     order = order.shard(pipelines, index) if pipelines > 1 else order
     parallel = None if deterministic else tf.data.AUTOTUNE
     if split.arrays is not None:
         images, labels = (tf.constant(a) for a in split.arrays)
-        return order.map(lambda j: (tf.gather(images, j), tf.gather(labels, j)))
+        return order.map(lambda key, j: (key, tf.gather(images, j), tf.gather(labels, j)))
     paths, labels = (tf.constant(a) for a in split.files)
-    return order.map(lambda j: (tf.io.read_file(tf.gather(paths, j)), tf.gather(labels, j)),
+    return order.map(lambda key, j: (key, tf.io.read_file(tf.gather(paths, j)), tf.gather(labels, j)),
                      num_parallel_calls=parallel)
+
+
+def _keyed(ds):
+    return ds.enumerate().map(lambda key, example: (key, *example))
 
 
 def _shuffle_windows(ds, window: int, epoch_seed):
@@ -382,17 +394,19 @@ def _sort_window(keys, examples):
 
 
 def _skip_corrupt(ds, decode, counter: tf.Variable, parallel):
-    """``decode(position, image, label)`` each element, skipping those it fails on (a corrupt image) and adding
-    their number to ``counter``; yields ``(position, decoded...)``. Only decoding runs under the skip, so a bug
-    elsewhere still fails loudly. Elements carry their position, and the gaps in the positions that come out are
-    the skipped ones (the map keeps the order); a valid blank image with label -1 closes the stream, so failures at
-    its end are counted too. Written by hand because tf.data's ``ignore_errors`` skips without counting."""
-    image_spec, label_spec = ds.element_spec
+    """``decode(key, image, label)`` each ``(key, image, label)`` element, skipping those it fails on (a corrupt
+    image) and adding their number to ``counter``; yields what ``decode`` returns (ending with the label). Only
+    decoding runs under the skip, so a bug elsewhere still fails loudly. Elements carry their position, and the
+    gaps in the positions that come out are the skipped ones (the map keeps the order); a valid blank image with
+    label -1 closes the stream, so failures at its end are counted too. Written by hand because tf.data's
+    ``ignore_errors`` skips without counting."""
+    _, image_spec, label_spec = ds.element_spec
     blank = (tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8)) if image_spec.dtype == tf.string
              else tf.zeros([d or 1 for d in image_spec.shape], image_spec.dtype))
-    ds = ds.concatenate(tf.data.Dataset.from_tensors((blank, tf.constant(-1, label_spec.dtype))))
+    ds = ds.concatenate(tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), blank,
+                                                      tf.constant(-1, label_spec.dtype))))
     ordered = {"deterministic": True} if parallel else {}
-    ds = ds.enumerate().map(lambda i, example: (i, decode(i, *example)), num_parallel_calls=parallel,
+    ds = ds.enumerate().map(lambda i, example: (i, decode(*example)), num_parallel_calls=parallel,
                             **ordered).ignore_errors()
 
     def count(expected, element):
@@ -400,7 +414,8 @@ def _skip_corrupt(ds, decode, counter: tf.Variable, parallel):
         counter.assign_add(position - expected)
         return position + 1, element
 
-    return ds.scan(tf.constant(0, tf.int64), count).filter(lambda _, example: example[-1] >= 0)
+    ds = ds.scan(tf.constant(0, tf.int64), count).filter(lambda _, decoded: decoded[-1] >= 0)
+    return ds.map(lambda _, decoded: decoded)
 
 
 # ---------------------------------------------------------------------------------------------- transforms
@@ -502,12 +517,11 @@ def make_train_dataset(
         def element_seed(position):
             return tf.stack([tf.cast(seed, tf.int64) * 7919 + epoch, position])
 
-        def decode(position, image, label):
-            return decode_and_random_crop(image, element_seed(position), info.crop_area_range), label
+        def decode(key, image, label):
+            return key, decode_and_random_crop(image, element_seed(key), info.crop_area_range), label
 
-        def transform(position, example):
-            crop, label = example
-            image = _resize_and_flip(crop, size, element_seed(position))
+        def transform(key, crop, label):
+            image = _resize_and_flip(crop, size, element_seed(key))
             return augmenters.randaugment(stage, image), label
 
         def mix(images, labels):
@@ -534,16 +548,7 @@ def make_eval_dataset(split: Split, info: DatasetInfo, image_size: int, batch_si
     num_classes = info.num_classes
     skipped = skipped or SkippedImages()
     cached = _cached(split, cache_limit_mb)
-    if cached is not None:
-        ds = cached
-    elif split.arrays is not None:
-        ds = tf.data.Dataset.from_tensor_slices(split.arrays)
-    elif split.files is not None:
-        ds = tf.data.Dataset.from_tensor_slices(split.files).map(lambda p, y: (tf.io.read_file(p), y),
-                                                                 num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = split.records(None, None)
-        ds = ds.take(split.take) if split.take else ds
+    ds = cached if cached is not None else _in_storage_order(split)
     pipelines = input_context.num_input_pipelines if input_context else 1
     if pipelines > 1:
         ds = ds.shard(pipelines, input_context.input_pipeline_id)
@@ -551,8 +556,8 @@ def make_eval_dataset(split: Split, info: DatasetInfo, image_size: int, batch_si
     def decode(_, image, label):
         return (decode_rgb(image) if image.dtype == tf.string else image), label
 
-    ds = _skip_corrupt(ds, decode, skipped.eval, tf.data.AUTOTUNE).map(
-        lambda _, example: (center_crop(example[0], image_size, crop_fraction), tf.one_hot(example[1], num_classes)),
+    ds = _skip_corrupt(_keyed(ds), decode, skipped.eval, tf.data.AUTOTUNE).map(
+        lambda image, label: (center_crop(image, image_size, crop_fraction), tf.one_hot(label, num_classes)),
         num_parallel_calls=tf.data.AUTOTUNE)
     if not static_batches:
         ds = ds.batch(batch)

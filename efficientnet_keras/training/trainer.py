@@ -399,14 +399,13 @@ def _fit(c: TrainConfig, model, plan: _Plan, train_for_segment, eval_ds, callbac
 
 def inference_model(model: keras.Model) -> keras.Model:
     """A copy of a trained model that loads on any backend: same layers and weights, BatchNorm not synchronized
-    (a MirroredStrategy run's BatchNorm is, and Keras refuses that on JAX and PyTorch), no optimizer."""
-    def clone(layer):
-        config = layer.get_config()
-        if config.get("synchronized"):
-            config["synchronized"] = False
-        return layer.__class__.from_config(config)
-
-    copy = keras.models.clone_model(model, clone_function=clone)
+    (a MirroredStrategy run's BatchNorm is, and Keras refuses that on JAX and PyTorch), not compiled (no optimizer
+    of ours in the file)."""
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["config"].get("synchronized"):
+            layer["config"]["synchronized"] = False
+    copy = model.__class__.from_config(config)
     copy.set_weights(model.get_weights())
     return copy
 
