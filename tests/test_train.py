@@ -26,10 +26,10 @@ QUICK = ["--dataset=digits", "--model=EfficientNetV2B0", f"--blocks={TINY}", "--
          "--batch_size=32", "--epochs=4", "--num_stages=2", "--image_size_min=32", "--image_size_max=40",
          "--optimizer=adamw", "--learning_rate_per_256=0.008", "--bn_momentum=0.9", "--ema_decay=0.99",
          "--verbose=2"]
-# Agreement between strategies: a few steps (2 per epoch, one epoch per stage) without random masks (replicas
-# draw their own), and RMSProp, whose first updates are proportional to the gradient, so float-rounding
+# Agreement between strategies: a few steps (2 per epoch, one epoch per stage) without random masks or RandAugment
+# (replicas and hosts draw their own streams), and RMSProp, whose first updates are proportional to the gradient, so float-rounding
 # differences of the all-reduce stay at rounding size instead of being normalized up to the learning rate.
-AGREE = ["--dropout=0", "--stochastic_depth=0", "--deterministic", "--optimizer=rmsprop", "--epochs=2",
+AGREE = ["--dropout=0", "--stochastic_depth=0", "--randaug_max=0", "--deterministic", "--optimizer=rmsprop", "--epochs=2",
          "--train_examples=64"]
 
 
@@ -247,8 +247,9 @@ def _assert_agree(single_dir, distributed_dir):
     # under load. A wrong per-replica batch or learning-rate scaling shows up as percent-size differences.
     for a, b in zip(_history(single_dir), _history(distributed_dir)):
         assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-3)
+    # Weights: up to 8e-4 measured for MirroredStrategy with per-replica input pipelines (5e-4 before them).
     for a, b in zip(_weights(single_dir), _weights(distributed_dir)):
-        np.testing.assert_allclose(a, b, atol=5e-4)
+        np.testing.assert_allclose(a, b, atol=1e-3)
 
 
 # The smallest Model.fit under the stock MultiWorkerMirroredStrategy: Keras 3.15 fails it
