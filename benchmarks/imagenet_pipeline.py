@@ -35,6 +35,8 @@ flags.DEFINE_integer("batch_size", 16, "Batch size of the pipeline and the train
 flags.DEFINE_integer("batches", 40, "Pipeline batches timed per size (after 3 warm-up batches).")
 flags.DEFINE_integer("train_steps", 3, "Train steps timed per size (after 2 warm-up steps).")
 flags.DEFINE_float("cache_limit_mb", 64, "The trainer's cache rule: this dataset is larger, so it streams.")
+flags.DEFINE_integer("shuffle_buffer", 10_000, "The trainer's --shuffle_buffer (encoded examples per window).")
+flags.DEFINE_bool("memory_only", False, "Measure the two epochs' memory only.")
 flags.DEFINE_bool("generate_only", False, "Write the dataset and exit (run in its own process).")
 FLAGS = flags.FLAGS
 
@@ -56,7 +58,7 @@ class BenchPhotos(tfds.core.GeneratorBasedBuilder):
         from PIL import Image
         from skimage import data as photos
 
-        sources = [photos.chelsea(), photos.coffee(), photos.astronaut(), photos.rocket(), photos.motorcycle_left()]
+        sources = [photos.chelsea(), photos.coffee(), photos.astronaut(), photos.rocket(), photos.hubble_deep_field()]
         rng = np.random.default_rng(seed)
         for i in range(n):
             photo = sources[i % len(sources)]
@@ -79,7 +81,7 @@ def _stages(size):
 def memory_over_two_epochs(split, info) -> tuple[float, float, int]:
     state = data.StageState()
     ds = data.make_train_dataset(split, info, _stages(int(FLAGS.sizes[0])), state, FLAGS.batch_size,
-                                 cache_limit_mb=FLAGS.cache_limit_mb)
+                                 cache_limit_mb=FLAGS.cache_limit_mb, shuffle_buffer=FLAGS.shuffle_buffer)
     before, seen, start = _rss_mb("VmRSS"), 0, time.perf_counter()
     for epoch in range(2):
         state.set(0, epoch)
@@ -90,7 +92,7 @@ def memory_over_two_epochs(split, info) -> tuple[float, float, int]:
 
 def pipeline_rate(split, info, size: int) -> float:
     ds = data.make_train_dataset(split, info, _stages(size), data.StageState(), FLAGS.batch_size,
-                                 cache_limit_mb=FLAGS.cache_limit_mb)
+                                 cache_limit_mb=FLAGS.cache_limit_mb, shuffle_buffer=FLAGS.shuffle_buffer)
     it = iter(ds)
     for _ in range(3):
         next(it)
@@ -142,13 +144,17 @@ def main(argv):
     if not builder.is_prepared():  # in its own process, so this one's peak memory is the pipeline's
         subprocess.run([sys.executable, __file__, "--generate_only", f"--data_dir={FLAGS.data_dir}",
                         f"--images={FLAGS.images}"], check=True)
+        builder = BenchPhotos(data_dir=FLAGS.data_dir)
     split, _, info = data.load_source(builder.name, FLAGS.data_dir)
     megabytes = split.num_bytes / 2**20
     print(f"{builder.name}: {split.num_examples} JPEGs, {megabytes:.0f} MiB in "
           f"{len(builder.info.splits['train'].file_instructions)} shards (streamed: cache limit "
           f"{FLAGS.cache_limit_mb:g} MiB)")
     growth, seconds, seen = memory_over_two_epochs(split, info)
-    print(f"two epochs at {FLAGS.sizes[0]} px: {seen} images in {seconds:.0f} s, peak RSS growth {growth:.0f} MiB")
+    print(f"two epochs at {FLAGS.sizes[0]} px, shuffle window {FLAGS.shuffle_buffer}: {seen} images in "
+          f"{seconds:.0f} s, peak RSS growth {growth:.0f} MiB")
+    if FLAGS.memory_only:
+        return
     fused, unfused = decode_rates(split)
     print(f"random crop from JPEG: fused {fused:.0f} img/s, decode-then-crop {unfused:.0f} img/s "
           f"({fused / unfused:.2f}x)")

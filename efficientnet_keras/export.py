@@ -430,11 +430,12 @@ def _define_flags():
 
 
 def main(argv: list[str]) -> None:
-    from absl import app, flags
+    from absl import app, flags, logging
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
+    logging.set_verbosity(logging.WARNING)  # quiet: no absl INFO lines (tfds' "Load dataset info ...")
     try:
         servable = load_servable(f.model, None if f.weights == "none" else f.weights, f.image_size, f.crop_fraction)
         if f.fold_batchnorm:

@@ -46,11 +46,12 @@ def define_flags() -> None:
 
 
 def main(argv) -> None:
-    from absl import app, flags
+    from absl import app, flags, logging
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     values = flags.FLAGS.flag_values_dict()
+    logging.set_verbosity(logging.WARNING)  # quiet: no absl INFO lines (tfds' "Load dataset info ...")
     try:
         if values["mode"] == "eval":
             results = evaluate(values["model_dir"], data_dir=values["data_dir"], batch_size=values["batch_size"],
