@@ -35,7 +35,7 @@ flags.DEFINE_integer("batch_size", 16, "Batch size of the pipeline and the train
 flags.DEFINE_integer("batches", 40, "Pipeline batches timed per size (after 3 warm-up batches).")
 flags.DEFINE_integer("train_steps", 3, "Train steps timed per size (after 2 warm-up steps).")
 flags.DEFINE_float("cache_limit_mb", 64, "The trainer's cache rule: this dataset is larger, so it streams.")
-flags.DEFINE_integer("shuffle_buffer", 10_000, "The trainer's --shuffle_buffer (encoded examples per window).")
+flags.DEFINE_integer("shuffle_buffer", 2048, "The trainer's --shuffle_buffer (encoded examples per window).")
 flags.DEFINE_bool("memory_only", False, "Measure the two epochs' memory only.")
 flags.DEFINE_bool("generate_only", False, "Write the dataset and exit (run in its own process).")
 FLAGS = flags.FLAGS

@@ -7,7 +7,8 @@ official code reads ImageNet.
   batching and augmented in float32; the model casts at its input (mixed precision).
 - Order: every epoch is a pure function of (seed, epoch). Files (image folders, small or in-memory datasets:
   each example) are permuted exactly with ``index_shuffle``; tfds shards are permuted per epoch and their examples
-  permuted within windows of ``shuffle_buffer`` encoded examples by keys drawn from (seed, epoch). A resumed run sees the same order as an uninterrupted one.
+  permuted within windows of ``shuffle_buffer`` encoded examples by keys drawn from (seed, epoch). A resumed run
+  sees the same order as an uninterrupted one.
 - Memory: decoded training images are never cached. Encoded bytes are cached in memory when the split's encoded
   size is at most ``cache_limit_mb`` (default 1 GiB); a larger split streams from storage every epoch.
 - Per host: under multi-worker and TPU strategies each input pipeline (``tf.distribute.InputContext``) reads its
@@ -487,7 +488,7 @@ def make_train_dataset(
     seed: int = 0,
     deterministic: bool = False,
     augmenters=None,
-    shuffle_buffer: int = 10_000,
+    shuffle_buffer: int = 2048,
     cache_limit_mb: float = CACHE_LIMIT_MB,
     skipped: SkippedImages | None = None,
     input_context: tf.distribute.InputContext | None = None,
