@@ -30,7 +30,7 @@ import numpy as np
 
 from efficientnet_keras import _keras_private as private
 from efficientnet_keras.layers import FoldedBatchNorm
-from efficientnet_keras.transforms import DEFAULT_CROP_FRACTION
+from efficientnet_keras.transforms import DEFAULT_CROP_FRACTION, IMAGE_EXTENSIONS
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"
@@ -374,9 +374,6 @@ def run_tflite(path: str, images: np.ndarray) -> np.ndarray:
             y = (y.astype(np.float32) - zero) * scale
         results.append(y)
     return np.stack(results)
-
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 def calibration_images(source: str, image_size: int, limit: int = 200,

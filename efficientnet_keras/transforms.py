@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["DEFAULT_CROP_FRACTION", "decode_rgb", "to_rgb_float", "center_crop"]
+__all__ = ["DEFAULT_CROP_FRACTION", "IMAGE_EXTENSIONS", "decode_rgb", "to_rgb_float", "center_crop"]
 
 DEFAULT_CROP_FRACTION = 0.875  # 224 / 256, the official evaluation crop
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")  # what decode_rgb reads
 
 
 def decode_rgb(encoded) -> tf.Tensor:

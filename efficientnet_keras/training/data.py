@@ -32,14 +32,14 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from efficientnet_keras.transforms import DEFAULT_CROP_FRACTION, center_crop, decode_rgb, to_rgb_float
+from efficientnet_keras.transforms import (DEFAULT_CROP_FRACTION, IMAGE_EXTENSIONS, center_crop, decode_rgb,
+                                          to_rgb_float)
 
 __all__ = ["DatasetInfo", "Split", "Stage", "StageState", "SkippedImages", "load_source", "limit",
            "make_train_dataset", "make_eval_dataset", "EMBEDDED", "FASHION_MNIST_DIR", "IMAGE_EXTENSIONS"]
 
 # Debian's dataset-fashion-mnist package puts tfds' fashion_mnist source files here.
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 CACHE_LIMIT_MB = 1024
 
 
@@ -215,10 +215,9 @@ def _tfds_split(builder, split: str, keys) -> Split:
     if shards:
         info = builder.info.splits[split]
         instructions = info.file_instructions
-        filenames = tf.constant([os.path.join(builder.data_dir, os.path.basename(i.filename)) if not
-                                 os.path.dirname(i.filename) else i.filename for i in instructions])
+        filenames = tf.constant([os.path.join(builder.data_dir, i.filename) for i in instructions])
         skips = tf.constant([i.skip for i in instructions], tf.int64)
-        takes = tf.constant([i.take if i.take not in (None, -1) else -1 for i in instructions], tf.int64)
+        takes = tf.constant([-1 if i.take is None else i.take for i in instructions], tf.int64)
         features = builder.info.features
 
         def records(file_seed, context):
