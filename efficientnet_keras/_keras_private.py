@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["backup_files", "BACKUP_SAVE_METHOD", "flatten_layers", "inbound_nodes", "producer", "ema_variables", "rmsprop_slots", "EMA_UPDATE_METHOD",
-           "clear_initial_epoch"]
+__all__ = ["backup_files", "BACKUP_SAVE_METHOD", "flatten_layers", "inbound_nodes", "producer", "ema_variables",
+           "optimizer_trainable_variables", "variable_index", "rmsprop_slots", "EMA_UPDATE_METHOD", "clear_initial_epoch"]
 
-# The optimizer method that updates the EMA of the trainable weights after each step; our optimizers override it
-# (training/optimizers.py) to add the official EMA warm-up.
+# The optimizer method that updates the EMA of the trainable weights after each step (Keras calls it when
+# use_ema=True); our optimizers override it (training/optimizers.py) to run the official EMA of weights and
+# BatchNorm statistics.
 EMA_UPDATE_METHOD = "_update_model_variables_moving_average"
 
 
@@ -36,9 +37,20 @@ def ema_variables(optimizer: keras.optimizers.Optimizer) -> list:
     return optimizer._model_variables_moving_average
 
 
+def optimizer_trainable_variables(optimizer: keras.optimizers.Optimizer) -> list:
+    """The variables the optimizer was built for, in the order of its EMA copies."""
+    return optimizer._trainable_variables
+
+
+def variable_index(optimizer: keras.optimizers.Optimizer, variable) -> int:
+    """The position of ``variable`` among the optimizer's trainable variables; ``variable`` may be the backend
+    variable that ``update_step`` receives under tf.distribute."""
+    return optimizer._get_variable_index(variable)
+
+
 def rmsprop_slots(optimizer: keras.optimizers.RMSprop, variable) -> tuple:
     """RMSprop's (mean square, momentum or None) accumulators of ``variable``."""
-    index = optimizer._get_variable_index(variable)
+    index = variable_index(optimizer, variable)
     momentum = optimizer._momentums[index] if optimizer.momentum > 0 else None
     return optimizer._velocities[index], momentum
 

@@ -15,6 +15,7 @@ import keras
 
 from efficientnet_keras import builder
 from efficientnet_keras.builder import Family, LITE, V1, V2, V2_B
+from efficientnet_keras.transforms import LEGACY_V1, OFFICIAL_V2, Preprocessing
 
 __all__ = ["Variant", "VARIANTS", "get_variant", "create_model"]
 
@@ -88,6 +89,9 @@ class Variant:
     dropout: float
     train_resolution: int | None = None  # V2: the paper's final training size (progressive learning's max)
     drop_connect: float = 0.2
+    # The official code's crops and resize (training and evaluation): V2-S/M/L/XL the EfficientNetV2 ones; V1,
+    # Lite and V2-B0..B3 (trained with 'effnetv1_autoaug') the V1 ones.
+    preprocessing: Preprocessing = LEGACY_V1
 
 
 #        function               keras model name        family blocks            width depth res  dropout train
@@ -104,10 +108,10 @@ _ROWS = [
     Variant("EfficientNetV2B1", "efficientnetv2-b1", V2_B, V2_BASE_BLOCKS, 1.0, 1.1, 240, 0.2, 192),
     Variant("EfficientNetV2B2", "efficientnetv2-b2", V2_B, V2_BASE_BLOCKS, 1.1, 1.2, 260, 0.3, 208),
     Variant("EfficientNetV2B3", "efficientnetv2-b3", V2_B, V2_BASE_BLOCKS, 1.2, 1.4, 300, 0.3, 240),
-    Variant("EfficientNetV2S", "efficientnetv2-s", V2, V2_S_BLOCKS, 1.0, 1.0, 384, 0.2, 300),
-    Variant("EfficientNetV2M", "efficientnetv2-m", V2, V2_M_BLOCKS, 1.0, 1.0, 480, 0.3, 384),
-    Variant("EfficientNetV2L", "efficientnetv2-l", V2, V2_L_BLOCKS, 1.0, 1.0, 480, 0.4, 384),
-    Variant("EfficientNetV2XL", "efficientnetv2-xl", V2, V2_XL_BLOCKS, 1.0, 1.0, 512, 0.4, 384),
+    Variant("EfficientNetV2S", "efficientnetv2-s", V2, V2_S_BLOCKS, 1.0, 1.0, 384, 0.2, 300, preprocessing=OFFICIAL_V2),
+    Variant("EfficientNetV2M", "efficientnetv2-m", V2, V2_M_BLOCKS, 1.0, 1.0, 480, 0.3, 384, preprocessing=OFFICIAL_V2),
+    Variant("EfficientNetV2L", "efficientnetv2-l", V2, V2_L_BLOCKS, 1.0, 1.0, 480, 0.4, 384, preprocessing=OFFICIAL_V2),
+    Variant("EfficientNetV2XL", "efficientnetv2-xl", V2, V2_XL_BLOCKS, 1.0, 1.0, 512, 0.4, 384, preprocessing=OFFICIAL_V2),
     Variant("EfficientNetLite0", "efficientnet-lite0", LITE, LITE_BLOCKS, 1.0, 1.0, 224, 0.2),
     Variant("EfficientNetLite1", "efficientnet-lite1", LITE, LITE_BLOCKS, 1.0, 1.1, 240, 0.2),
     Variant("EfficientNetLite2", "efficientnet-lite2", LITE, LITE_BLOCKS, 1.1, 1.2, 260, 0.3),

@@ -1,27 +1,33 @@
 """Image transforms shared by evaluation, prediction and serving: decoding to RGB and the central crop.
 
 Kept apart from the training pipeline so that ``predict`` and ``export`` use exactly the evaluation transform
-without importing training code.
+without importing training code. TensorFlow is imported where an op runs: the variant table (``models``) reads
+``Preprocessing`` on every backend.
 """
 
 from __future__ import annotations
 
-import tensorflow as tf
+import dataclasses
 
-__all__ = ["DEFAULT_CROP_FRACTION", "IMAGE_EXTENSIONS", "decode_rgb", "to_rgb_float", "center_crop"]
+__all__ = ["DEFAULT_CROP_FRACTION", "IMAGE_EXTENSIONS", "Preprocessing", "OFFICIAL_V2", "LEGACY_V1", "decode_rgb",
+           "to_rgb_float", "center_crop", "eval_transform"]
 
 DEFAULT_CROP_FRACTION = 0.875  # 224 / 256, the official evaluation crop
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")  # what decode_rgb reads
 
 
-def decode_rgb(encoded) -> tf.Tensor:
+def decode_rgb(encoded) -> "tf.Tensor":
     """Encoded JPEG/PNG/GIF/BMP bytes to uint8 RGB [H, W, 3]: grayscale is replicated, alpha dropped, CMYK JPEG
     converted (libjpeg), a GIF's first frame taken."""
+    import tensorflow as tf
+
     return tf.ensure_shape(tf.io.decode_image(encoded, channels=3, expand_animations=False), [None, None, 3])
 
 
-def to_rgb_float(image) -> tf.Tensor:
+def to_rgb_float(image) -> "tf.Tensor":
     """A decoded image ([H, W], [H, W, 1] or [H, W, 3], any numeric dtype) as float32 RGB."""
+    import tensorflow as tf
+
     image = tf.convert_to_tensor(image)
     if image.shape.rank == 2:
         image = image[..., None]
@@ -30,18 +36,59 @@ def to_rgb_float(image) -> tf.Tensor:
     return tf.cast(image, tf.float32)
 
 
-def center_crop(image, size: int, crop_fraction: float = DEFAULT_CROP_FRACTION) -> tf.Tensor:
-    """Central ``crop_fraction`` of the shorter side, resized to ``size`` (the evaluation transform); float32 RGB
-    in [0, 255]. ``image`` is a decoded image or encoded bytes (tf.string)."""
-    if not 0 < crop_fraction <= 1:
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How a variant's official code crops and resizes images, for training and evaluation (a column of the
+    variant table; the trainer, ``predict`` and ``export`` all read it)."""
+
+    name: str
+    train_area: tuple[float, float]  # random crop's area range (fraction of the image)
+    min_object_covered: float  # sample_distorted_bounding_box's, against the whole-image box
+    max_attempts: int  # crop proposals tried before the whole image is used
+    resize: str  # resize method, training and evaluation
+    eval_padding: int = 32  # evaluation crop: size / (size + padding) of the shorter side
+    eval_full_image_from: int | None = None  # from this size on, no crop: the whole image resized
+    round_offset_up: bool = False  # the crop's offset (h - side + 1) // 2 instead of (h - side) // 2
+
+    def crop_fraction(self, size: int) -> float | None:
+        """The evaluation crop at ``size`` (None: the whole image, resized without keeping its aspect)."""
+        if self.eval_full_image_from is not None and size >= self.eval_full_image_from:
+            return None
+        return size / (size + self.eval_padding)
+
+
+# efficientnetv2/preprocessing.py: crop area 0.05-1 with min_object_covered=0 (100 attempts, the op's default),
+# bilinear; evaluation crops size/(size+32) below 320 px and resizes the whole image from 320 px (V2-S/M/L/XL).
+OFFICIAL_V2 = Preprocessing("official_v2", (0.05, 1.0), 0.0, 100, "bilinear", 32, 320)
+# efficientnet (V1, Lite) preprocessing.py and efficientnetv2/preprocess_legacy.py (V2-B0..B3, 'effnetv1_*'):
+# crop area 0.08-1, min_object_covered=0.1, 10 attempts, bicubic; evaluation always crops size/(size+32).
+LEGACY_V1 = Preprocessing("legacy_v1", (0.08, 1.0), 0.1, 10, "bicubic", 32, None, round_offset_up=True)
+
+
+def center_crop(image, size: int, crop_fraction: float | None = DEFAULT_CROP_FRACTION, method: str = "bicubic",
+                round_offset_up: bool = False) -> "tf.Tensor":
+    """Central ``crop_fraction`` of the shorter side (truncated to whole pixels, as the official code), resized to
+    ``size``: the evaluation transform; float32 RGB in [0, 255]. ``crop_fraction=None`` resizes the whole image.
+    ``image`` is a decoded image or encoded bytes (tf.string)."""
+    import tensorflow as tf
+
+    if crop_fraction is not None and not 0 < crop_fraction <= 1:
         raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}.")
     image = tf.convert_to_tensor(image)
     image = to_rgb_float(decode_rgb(image) if image.dtype == tf.string else image)
-    shape = tf.shape(image)
-    h, w = shape[0], shape[1]
-    side = tf.cast(tf.round(tf.cast(tf.minimum(h, w), tf.float32) * crop_fraction), tf.int32)
-    side = tf.maximum(side, 1)
-    top, left = (h - side) // 2, (w - side) // 2
-    image = tf.image.crop_to_bounding_box(image, top, left, side, side)
-    image = tf.image.resize(image, [size, size], method="bicubic")
+    if crop_fraction is not None:
+        shape = tf.shape(image)
+        h, w = shape[0], shape[1]
+        side = tf.cast(tf.cast(tf.minimum(h, w), tf.float32) * crop_fraction, tf.int32)
+        side = tf.maximum(side, 1)
+        up = 1 if round_offset_up else 0
+        image = tf.image.crop_to_bounding_box(image, (h - side + up) // 2, (w - side + up) // 2, side, side)
+    image = tf.image.resize(image, [size, size], method=method)
     return tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), [None, None, 3])
+
+
+def eval_transform(image, size: int, preprocessing: Preprocessing = LEGACY_V1,
+                   crop_fraction: float | None = None) -> "tf.Tensor":
+    """A variant's official evaluation transform at ``size``; ``crop_fraction`` overrides its crop."""
+    fraction = crop_fraction if crop_fraction is not None else preprocessing.crop_fraction(size)
+    return center_crop(image, size, fraction, preprocessing.resize, preprocessing.round_offset_up)

@@ -33,7 +33,10 @@ def test_optimizer_ema_and_rmsprop_slots():
     model.fit(np.ones((4, 4)), np.ones((4, 2)), epochs=1, verbose=0)
     averages = private.ema_variables(optimizer)
     assert [a.shape for a in averages] == [v.shape for v in model.trainable_variables]
+    assert [v.path for v in private.optimizer_trainable_variables(optimizer)] == [
+        v.path for v in model.trainable_variables]
     assert hasattr(optimizer, private.EMA_UPDATE_METHOD)
+    assert private.variable_index(optimizer, model.trainable_variables[1]) == 1
     velocity, momentum = private.rmsprop_slots(optimizer, model.trainable_variables[0])
     assert velocity.shape == momentum.shape == model.trainable_variables[0].shape
     assert float(np.abs(velocity.numpy()).sum()) > 0  # the mean square was updated by the step

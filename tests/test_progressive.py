@@ -8,21 +8,39 @@ import tensorflow as tf
 import efficientnet_keras as ek
 from efficientnet_keras.training import data
 from efficientnet_keras.training.data import Stage, StageState
-from efficientnet_keras.training.progressive import (PRESETS, ProgressiveConfig, ProgressiveLearning, scale_batch,
-                                           stage_for_epoch)
+from efficientnet_keras.training.progressive import (OFFICIAL, PAPER, ProgressiveConfig, ProgressiveLearning,
+                                                     preset_for, scale_batch, stage_for_epoch)
 from conftest import count_traces
 
 TINY = ["r2_k3_s1_e1_i16_o16_c1", "r2_k3_s2_e4_i16_o24_c1", "r1_k3_s2_e4_i24_o32_se0.25", "r1_k3_s2_e4_i32_o48",
         "r1_k3_s2_e4_i48_o64"]
 
 
-def test_paper_presets_and_interpolation():
-    stages = PRESETS["EfficientNetV2S"].stages()
-    assert [s.image_size for s in stages] == [128, 184, 240, 300]
+def test_official_progression():
+    """main.py: size int(128 + (S - 128)(i + 1) / 4), RandAugment linspace(5, ram, 4), mixup and CutMix
+    linspace(0, alpha, 4), dropout fixed; epochs int(s E / M) .. int((s + 1) E / M) - 1 per stage."""
+    stages = OFFICIAL["EfficientNetV2S"].stages()
+    assert [s.image_size for s in stages] == [171, 214, 257, 300]
+    assert [s.randaug_magnitude for s in stages] == pytest.approx([5, 5 + 5 / 3, 5 + 10 / 3, 10])
+    assert [s.dropout for s in stages] == pytest.approx([0.2] * 4)
+    m = OFFICIAL["EfficientNetV2M"].stages()
+    assert [s.image_size for s in m] == [192, 256, 320, 384]
+    assert [s.mixup_alpha for s in m] == [s.cutmix_alpha for s in m] == pytest.approx([0, 0.2 / 3, 0.4 / 3, 0.2])
+    assert OFFICIAL["EfficientNetV2L"].stages()[-1].randaug_magnitude == 20
+    assert [stage_for_epoch(e, 10, 4) for e in range(10)] == [0, 0, 1, 1, 1, 2, 2, 3, 3, 3]
+    assert [stage_for_epoch(e, 350, 4) for e in (86, 87, 174, 175, 261, 262)] == [0, 1, 1, 2, 2, 3]
+
+
+def test_paper_progression():
+    """Algorithm 1 and Table 6: sizes from S_0 to S_e, dropout grows with them."""
+    stages = PAPER["EfficientNetV2S"].stages()
+    assert [s.image_size for s in stages] == [128, 185, 242, 300]
     assert [s.randaug_magnitude for s in stages] == pytest.approx([5, 25 / 3, 35 / 3, 15])
     assert [s.dropout for s in stages] == pytest.approx([0.1, 0.1 + 0.2 / 3, 0.1 + 0.4 / 3, 0.3])
-    assert PRESETS["EfficientNetV2L"].stages()[-1].mixup_alpha == pytest.approx(0.4)
-    assert [stage_for_epoch(e, 10, 4) for e in range(10)] == [0, 0, 0, 1, 1, 2, 2, 2, 3, 3]
+    assert PAPER["EfficientNetV2L"].stages()[-1].mixup_alpha == pytest.approx(0.4)
+    b0 = preset_for("EfficientNetV2B0", 192, 0.2, "paper").stages()
+    assert [s.image_size for s in b0] == [128, 149, 170, 192] and b0[0].dropout == pytest.approx(0.1)
+    assert [s.image_size for s in preset_for("EfficientNetV2B0", 192, 0.2).stages()] == [144, 160, 176, 192]
 
 
 @pytest.mark.parametrize(
@@ -33,6 +51,7 @@ def test_paper_presets_and_interpolation():
         (dict(dropout=(0.1, 1.0)), "must stay below 1"),
         (dict(mixup_alpha=(-1, 0)), "must not be negative"),
         (dict(num_stages=0), "num_stages must be >= 1"),
+        (dict(progression="fast"), "progression must be one of official, paper"),
     ],
 )
 def test_inconsistent_stage_settings(kwargs, message):
@@ -42,11 +61,11 @@ def test_inconsistent_stage_settings(kwargs, message):
 
 
 def test_scale_batch_keeps_pixels_per_batch_up_to_the_cap():
-    stages = PRESETS["EfficientNetV2S"].stages()  # 128, 184, 240, 300 px
-    # (300/128)^2 = 5.49 -> capped at 4; (300/184)^2 = 2.66; (300/240)^2 = 1.56; rounded down to multiples of 8.
+    stages = PAPER["EfficientNetV2S"].stages()  # 128, 185, 242, 300 px
+    # (300/128)^2 = 5.49 -> capped at 4; (300/185)^2 = 2.63; (300/242)^2 = 1.54; rounded down to multiples of 8.
     assert [s.batch_size for s in scale_batch(stages, 64, 4.0, multiple=8)] == [256, 168, 96, 64]
     assert [s.batch_size for s in scale_batch(stages, 64, 1.0)] == [64, 64, 64, 64]
-    assert [s.image_size for s in scale_batch(stages, 64, 4.0)] == [128, 184, 240, 300]  # nothing else changes
+    assert [s.image_size for s in scale_batch(stages, 64, 4.0)] == [128, 185, 242, 300]  # nothing else changes
     with pytest.raises(ValueError, match="max batch scale must be >= 1"):
         scale_batch(stages, 64, 0.5)
 

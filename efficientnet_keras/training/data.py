@@ -32,7 +32,8 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from efficientnet_keras.transforms import (DEFAULT_CROP_FRACTION, IMAGE_EXTENSIONS, center_crop, decode_rgb,
+from efficientnet_keras.training.randaugment import cutout
+from efficientnet_keras.transforms import (IMAGE_EXTENSIONS, LEGACY_V1, Preprocessing, decode_rgb, eval_transform,
                                           to_rgb_float)
 
 __all__ = ["DatasetInfo", "Split", "Stage", "StageState", "SkippedImages", "load_source", "limit",
@@ -50,8 +51,9 @@ class DatasetInfo:
     num_train: int
     num_eval: int
     class_names: tuple[str, ...] = ()
-    # Low-resolution datasets keep more of the image in the random crop (inception crop assumes large photos).
-    crop_area_range: tuple[float, float] = (0.08, 1.0)
+    # Low-resolution datasets keep more of the image in the random crop (the official crops assume large photos);
+    # None: the variant's official area range.
+    crop_area_range: tuple[float, float] | None = None
 
 
 @dataclasses.dataclass
@@ -421,47 +423,70 @@ def _skip_corrupt(ds, decode, counter: tf.Variable, parallel):
 # ---------------------------------------------------------------------------------------------- transforms
 
 
-def _crop_window(shape, seed, area_range, min_object_covered=0.1):
+def _crop_window(shape, seed, area_range, min_object_covered=0.1, max_attempts=10):
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
         shape, bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]), seed=seed,
         min_object_covered=min_object_covered, aspect_ratio_range=(3 / 4, 4 / 3), area_range=area_range,
-        max_attempts=10, use_image_if_no_bounding_boxes=True)
+        max_attempts=max_attempts, use_image_if_no_bounding_boxes=True)
     return begin, size
 
 
-def decode_and_random_crop(image, seed, area_range=(0.08, 1.0)) -> tf.Tensor:
-    """Inception-style random crop (Szegedy et al., 2015), stateless in ``seed`` ([2]); uint8 RGB out.
+def decode_and_random_crop(image, seed, area_range=None, preprocessing: Preprocessing = LEGACY_V1) -> tf.Tensor:
+    """The official random crop (``sample_distorted_bounding_box`` with the variant's area range, minimum coverage
+    and attempts), stateless in ``seed`` ([2]); uint8 RGB out. ``area_range`` overrides the variant's.
 
     Encoded JPEG is decoded and cropped in one op (only the window is decoded); other encodings are decoded whole
     and cropped; decoded images are cropped."""
+    p = preprocessing
+    window = lambda shape: _crop_window(shape, seed, area_range or p.train_area, p.min_object_covered,  # noqa: E731
+                                        p.max_attempts)
     image = tf.convert_to_tensor(image)
     if image.dtype != tf.string:
         image = tf.cast(to_rgb_float(image), image.dtype)
-        begin, size = _crop_window(tf.shape(image), seed, area_range)
+        begin, size = window(tf.shape(image))
         return tf.slice(image, begin, size)
 
     def jpeg():
-        begin, size = _crop_window(tf.image.extract_jpeg_shape(image), seed, area_range)
-        window = tf.stack([begin[0], begin[1], size[0], size[1]])
-        return tf.image.decode_and_crop_jpeg(image, window, channels=3)
+        begin, size = window(tf.image.extract_jpeg_shape(image))
+        return tf.image.decode_and_crop_jpeg(image, tf.stack([begin[0], begin[1], size[0], size[1]]), channels=3)
 
     def other():
         decoded = decode_rgb(image)
-        begin, size = _crop_window(tf.shape(decoded), seed, area_range)
+        begin, size = window(tf.shape(decoded))
         return tf.slice(decoded, begin, size)
 
     return tf.ensure_shape(tf.cond(tf.io.is_jpeg(image), jpeg, other), [None, None, 3])
 
 
-def inception_crop(image, size, seed, area_range=(0.08, 1.0)) -> tf.Tensor:
+def decode_whole(image) -> tf.Tensor:
+    """The whole image as RGB (the official fine-tuning preprocessing does not crop)."""
+    image = tf.convert_to_tensor(image)
+    if image.dtype == tf.string:
+        return decode_rgb(image)
+    return tf.cast(to_rgb_float(image), image.dtype)
+
+
+def inception_crop(image, size, seed, area_range=None, preprocessing: Preprocessing = LEGACY_V1) -> tf.Tensor:
     """Random resized crop + horizontal flip: float32 RGB [size, size, 3] in [0, 255]."""
-    return _resize_and_flip(decode_and_random_crop(image, seed, area_range), size, seed)
+    return _resize_and_flip(decode_and_random_crop(image, seed, area_range, preprocessing), size, seed,
+                            preprocessing.resize)
 
 
-def _resize_and_flip(crop, size, seed) -> tf.Tensor:
-    image = tf.image.resize(tf.cast(crop, tf.float32), [size, size], method="bicubic")
+def _resize_and_flip(crop, size, seed, method="bilinear") -> tf.Tensor:
+    image = tf.image.resize(tf.cast(crop, tf.float32), [size, size], method=method)
     image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
     return tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), [None, None, 3])
+
+
+def finetune_cutout_op(image, seed) -> tf.Tensor:
+    """The official fine-tuning Cutout (``preprocess_for_finetune``, augname 'ft'): a square of half side
+    size // 4 at a uniform centre, filled with uniform noise. The official noise is uniform in [0, 1) on its
+    [-1, 1] input scale, i.e. [127.5, 255) in pixels."""
+    size = tf.shape(image)[0]
+    draws = tf.random.stateless_uniform([2], tf.random.experimental.stateless_fold_in(seed, 5))
+    center = tf.cast(tf.floor(draws * tf.cast(tf.shape(image)[:2], tf.float32)), tf.int32)
+    noise = tf.random.stateless_uniform(tf.shape(image), tf.random.experimental.stateless_fold_in(seed, 6))
+    return cutout(image, size // 4, center, replace=(noise * 0.5 + 0.5) * 255.0)
 
 
 def _options(deterministic: bool) -> tf.data.Options:
@@ -491,12 +516,17 @@ def make_train_dataset(
     cache_limit_mb: float = CACHE_LIMIT_MB,
     skipped: SkippedImages | None = None,
     input_context: tf.distribute.InputContext | None = None,
+    preprocessing: Preprocessing = LEGACY_V1,
+    random_crop: bool = True,
+    finetune_cutout: bool = False,
 ) -> tf.data.Dataset:
     """Epochs of augmented, batched ``(float32 images [0, 255], one-hot labels)`` at the current stage.
 
-    The batch is the stage's ``batch_size`` where set, else ``batch_size`` (global; per replica under an
-    ``input_context``). Where stages differ in batch, the batch dimension is left unknown so that one traced
-    train step serves every stage."""
+    Per image: the variant's official random crop (``random_crop=False``: the whole image, as the official
+    fine-tuning), resize, flip, the stage's RandAugment, and (``finetune_cutout``) the fine-tuning Cutout; per
+    batch: the stage's mixup / CutMix. The batch is the stage's ``batch_size`` where set, else ``batch_size``
+    (global; per replica under an ``input_context``). Where stages differ in batch, the batch dimension is left
+    unknown so that one traced train step serves every stage."""
     from efficientnet_keras.training.augment import StageAugmenters
 
     batches = [_per_replica(s.batch_size or batch_size, input_context) for s in stages]
@@ -509,6 +539,7 @@ def make_train_dataset(
     parallel = None if deterministic else tf.data.AUTOTUNE
     num_classes = info.num_classes
     cached = _cached(split, cache_limit_mb)
+    host = input_context.input_pipeline_id if input_context else 0
 
     def epoch_pipeline(stage, epoch):
         size = sizes[tf.cast(stage, tf.int32)]
@@ -518,19 +549,29 @@ def make_train_dataset(
             return tf.stack([tf.cast(seed, tf.int64) * 7919 + epoch, position])
 
         def decode(key, image, label):
-            return key, decode_and_random_crop(image, element_seed(key), info.crop_area_range), label
+            if not random_crop:
+                return key, decode_whole(image), label
+            return key, decode_and_random_crop(image, element_seed(key), info.crop_area_range, preprocessing), label
 
         def transform(key, crop, label):
-            image = _resize_and_flip(crop, size, element_seed(key))
-            return augmenters.randaugment(stage, image), label
+            element = element_seed(key)
+            image = _resize_and_flip(crop, size, element, preprocessing.resize)
+            image = augmenters.randaugment(stage, image, tf.random.experimental.stateless_fold_in(element, 2))
+            if finetune_cutout:
+                image = finetune_cutout_op(image, element)
+            return image, label
 
-        def mix(images, labels):
-            return augmenters.mix(stage, images, tf.one_hot(labels, num_classes))
+        def mix(index, batch):
+            images, labels = batch
+            # Per batch and host: hosts mix their own batches (as the official per-host input does).
+            fold = tf.random.experimental.stateless_fold_in
+            batch_seed = fold(fold(tf.stack([tf.cast(seed, tf.int64) * 7919 + epoch, -1]), host), index)
+            return augmenters.mix(stage, images, tf.one_hot(labels, num_classes), batch_seed)
 
         ds = _epoch_examples(split, cached, epoch_seed, input_context, shuffle_buffer, deterministic)
         ds = _skip_corrupt(ds, decode, skipped.train, parallel).map(transform, num_parallel_calls=parallel)
         batch = batches[0] if len(set(batches)) == 1 else stage_batches[tf.cast(stage, tf.int32)]
-        return ds.batch(batch, drop_remainder=True).map(mix, num_parallel_calls=parallel)
+        return ds.batch(batch, drop_remainder=True).enumerate().map(mix, num_parallel_calls=parallel)
 
     ds = tf.data.Dataset.range(1).map(lambda _: (state.stage.read_value(), state.epoch.read_value()))
     ds = ds.flat_map(epoch_pipeline).prefetch(tf.data.AUTOTUNE)
@@ -538,10 +579,12 @@ def make_train_dataset(
 
 
 def make_eval_dataset(split: Split, info: DatasetInfo, image_size: int, batch_size: int,
-                      crop_fraction: float = DEFAULT_CROP_FRACTION, static_batches: bool = False,
+                      crop_fraction: float | None = None, static_batches: bool = False,
                       cache_limit_mb: float = CACHE_LIMIT_MB, skipped: SkippedImages | None = None,
-                      input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
-    """Central-crop evaluation batches ``(images, one-hot labels)`` in storage order, every example once.
+                      input_context: tf.distribute.InputContext | None = None,
+                      preprocessing: Preprocessing = LEGACY_V1) -> tf.data.Dataset:
+    """Evaluation batches ``(images, one-hot labels)`` in storage order, every example once, through the variant's
+    official evaluation transform (``transforms.eval_transform``; ``crop_fraction`` overrides its crop).
 
     ``static_batches`` (TPU): every batch has ``batch_size`` rows (the last padded with weight-0 examples) and
     every host the same number of batches; elements are then ``(images, labels, weights)``."""
@@ -557,7 +600,8 @@ def make_eval_dataset(split: Split, info: DatasetInfo, image_size: int, batch_si
         return (decode_rgb(image) if image.dtype == tf.string else image), label
 
     ds = _skip_corrupt(_keyed(ds), decode, skipped.eval, tf.data.AUTOTUNE).map(
-        lambda image, label: (center_crop(image, image_size, crop_fraction), tf.one_hot(label, num_classes)),
+        lambda image, label: (eval_transform(image, image_size, preprocessing, crop_fraction),
+                              tf.one_hot(label, num_classes)),
         num_parallel_calls=tf.data.AUTOTUNE)
     if not static_batches:
         ds = ds.batch(batch)

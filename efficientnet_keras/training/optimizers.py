@@ -1,24 +1,37 @@
-"""The official recipe's learning-rate schedule and optimizers (google/automl efficientnetv2 ``utils.py``).
+"""The official recipe's learning-rate schedules and optimizers (google/automl efficientnetv2 ``utils.py``,
+``main.py``).
 
-Keras' own classes with what they lack for the recipe: a warm-up before staircase decay, TF1 RMSProp's mean-square
-start, and the EMA warm-up of ``tf.train.ExponentialMovingAverage``.
+Keras' own classes with what they lack for the recipe: a warm-up before the official decays; TF1 RMSProp's
+mean-square start; L2 weight decay added to the gradient (the official ``wd * sum(l2_loss(v))`` in the loss);
+and the EMA of ``tf.train.ExponentialMovingAverage(decay, num_updates=global_step)`` over the trainable weights
+and the BatchNorm moving statistics (``utils.get_ema_vars``).
 """
 
 from __future__ import annotations
+
+import math
+import re
 
 import keras
 from keras import ops
 
 from efficientnet_keras import _keras_private as private
 
-__all__ = ["WarmupExponentialDecay", "RMSpropEMA", "AdamWEMA"]
+__all__ = ["WarmupExponentialDecay", "RMSpropEMA", "AdamWEMA", "SwapEMA", "L2_EXCLUDED", "SCHEDULES",
+           "batchnorm_statistics"]
+
+SCHEDULES = ("exponential", "constant", "cosine")  # utils.WarmupLearningRateSchedule's lr_decay_type
+L2_EXCLUDED = re.compile(r".*(bias|gamma|beta).*")  # hparams.py train.weight_decay_exclude
 
 
 @keras.saving.register_keras_serializable(package="efficientnet_keras")
 class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from 0, then staircase exponential decay (the official EfficientNet schedule).
+    """Linear warm-up from 0, then the official decay (``utils.WarmupLearningRateSchedule``).
 
-    Keras' ExponentialDecay has no warm-up and CosineDecay's warm-up comes only with a cosine, hence this class.
+    ``decay``: ``exponential`` (peak x rate^floor(step / decay_steps), counted from step 0 as the official code
+    does, so the rate right after warm-up is already decayed), ``constant`` (the fine-tuning recipes) or
+    ``cosine`` (over ``total_steps``). Keras' ExponentialDecay has no warm-up and CosineDecay's warm-up comes only
+    with a cosine, hence this class.
 
     Steps are those of the base batch. ``segments`` serves runs whose batch changes per stage: rows
     ``[first_step, step_weight, lr_scale]`` in step order, the first at step 0; from ``first_step`` on, an optimizer
@@ -26,73 +39,150 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
     ``lr_scale`` (this stage's batch / the base batch: the linear scaling rule). So warm-up and decay stay in epochs.
     """
 
-    def __init__(self, peak: float, warmup_steps: int, decay_steps: int, decay_rate: float,
-                 segments: list | None = None):
+    def __init__(self, peak: float, warmup_steps: int, decay_steps: float, decay_rate: float,
+                 segments: list | None = None, decay: str = "exponential", total_steps: int = 1):
+        if decay not in SCHEDULES:
+            raise ValueError(f"decay must be one of {', '.join(SCHEDULES)}; got {decay!r}.")
         self.peak = float(peak)
         self.warmup_steps = int(warmup_steps)
-        self.decay_steps = max(1, int(decay_steps))
+        self.decay_steps = max(1e-9, float(decay_steps))
         self.decay_rate = float(decay_rate)
+        self.decay = decay
+        self.total_steps = max(1, int(total_steps))
         self.segments = [[int(a), float(b), float(c)] for a, b, c in segments] if segments else None
         if self.segments and (self.segments[0][0] != 0 or any(
                 a[0] >= b[0] for a, b in zip(self.segments, self.segments[1:]))):
             raise ValueError(f"segments must start at step 0 and be in increasing step order, got {segments}.")
 
-    def __call__(self, step):
-        step = ops.cast(step, "float32")
+    def _base_step(self, step):
+        """(steps of the base batch, learning-rate scale) of an optimizer step."""
         scale = ops.ones_like(step)
-        if self.segments:
-            base = ops.zeros_like(step)
-            ends = [first for first, _, _ in self.segments[1:]] + [None]
-            for (first, weight, lr_scale), end in zip(self.segments, ends):
-                inside = ops.maximum(step - first, 0.0)
-                if end is not None:
-                    inside = ops.minimum(inside, float(end - first))
-                base = base + inside * weight
-                scale = ops.where(step >= first, lr_scale, scale)
-            step = base
+        if not self.segments:
+            return step, scale
+        base = ops.zeros_like(step)
+        ends = [first for first, _, _ in self.segments[1:]] + [None]
+        for (first, weight, lr_scale), end in zip(self.segments, ends):
+            inside = ops.maximum(step - first, 0.0)
+            if end is not None:
+                inside = ops.minimum(inside, float(end - first))
+            base = base + inside * weight
+            scale = ops.where(step >= first, lr_scale, scale)
+        return base, scale
+
+    def __call__(self, step):
+        step, scale = self._base_step(ops.cast(step, "float32"))
+        if self.decay == "exponential":
+            rate = self.peak * ops.power(self.decay_rate, ops.floor(step / self.decay_steps))
+        elif self.decay == "cosine":
+            rate = 0.5 * self.peak * (1.0 + ops.cos(math.pi * step / self.total_steps))
+        else:
+            rate = self.peak * ops.ones_like(step)
         warm = self.peak * step / max(1, self.warmup_steps)
-        decayed = self.peak * ops.power(self.decay_rate, ops.floor((step - self.warmup_steps) / self.decay_steps))
-        return ops.where(step < self.warmup_steps, warm, decayed) * scale
+        return ops.where(step < self.warmup_steps, warm, rate) * scale
 
     def get_config(self):
         return dict(peak=self.peak, warmup_steps=self.warmup_steps, decay_steps=self.decay_steps,
-                    decay_rate=self.decay_rate, segments=self.segments)
+                    decay_rate=self.decay_rate, segments=self.segments, decay=self.decay,
+                    total_steps=self.total_steps)
 
 
-class _EMAWarmup:
-    """The weight EMA warms up like ``tf.train.ExponentialMovingAverage(decay, num_updates=step)``, as in the
-    official code: min(decay, (1 + step) / (10 + step)). Keras uses the full decay from step 1, so with 0.9999 a
-    short run would evaluate almost the initial weights.
+def batchnorm_statistics(model: keras.Model) -> list:
+    """The moving mean and variance of every BatchNormalization layer (what the official EMA also averages)."""
+    return [v for layer in private.flatten_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
+            for v in (layer.moving_mean, layer.moving_variance)]
+
+
+class _OfficialRecipe:
+    """L2 weight decay and the official EMA, mixed into a Keras optimizer.
+
+    ``l2``: adds ``l2 * v`` to the gradient of every weight whose path does not match bias/gamma/beta: the gradient
+    of the official loss term ``l2 * sum(v^2 / 2)``, so it passes through RMSProp's normalisation like the official
+    one. Added in ``update_step``, after the gradients are summed over replicas, so it counts once.
+
+    EMA (``use_ema``): averages start at the values the weights have when the optimizer is built (pretrained ones
+    when fine-tuning) and are updated after every step with decay min(ema_momentum, (1 + n) / (10 + n)), n the
+    step count after the step, as ``tf.train.ExponentialMovingAverage(num_updates=global_step)``; Keras' own EMA
+    starts from the first step's weights with the full decay, so with 0.9999 a short run would evaluate almost
+    the initial weights. ``average_statistics(model)`` before the first step adds the BatchNorm moving statistics.
 
     While ``defer_finalize`` is set, ``fit`` leaves the raw weights in the model at its end: a run made of several
-    ``fit`` calls copies the EMA weights in once, after the last."""
+    ``fit`` calls copies the averages in once, after the last."""
 
     defer_finalize = False
 
-    def finalize_variable_values(self, var_list):
-        if not self.defer_finalize:
-            super().finalize_variable_values(var_list)
+    def __init__(self, *args, l2: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.l2 = float(l2)
+        self._statistics: list = []
+        self._statistic_averages: list = []
+
+    def average_statistics(self, model: keras.Model) -> None:
+        if self.built:
+            raise ValueError("average_statistics must be called before the optimizer is built (before fit).")
+        self._statistics = batchnorm_statistics(model)
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        if self.use_ema and not self._statistic_averages and self._statistics:
+            self._statistic_averages = [self.add_variable_from_reference(v, name="average")
+                                        for v in self._statistics]
+        for variable, average in self.averaged_pairs():
+            average.assign(variable)
+
+    def averaged_pairs(self) -> list[tuple]:
+        """(model variable, its average) for every averaged variable: trainable weights, then BN statistics."""
+        if not self.use_ema:
+            return []
+        pairs = [(v, a) for v, a in zip(private.optimizer_trainable_variables(self), private.ema_variables(self)) if a is not None]
+        return pairs + list(zip(self._statistics, self._statistic_averages))
+
+    def update_step(self, gradient, variable, learning_rate):
+        super().update_step(self._with_l2(gradient, variable), variable, learning_rate)
+
+    def _with_l2(self, gradient, variable):
+        if not self.l2:
+            return gradient
+        # update_step may receive the backend variable (tf.distribute), so the path is looked up by index.
+        path = private.optimizer_trainable_variables(self)[private.variable_index(self, variable)].path
+        if not L2_EXCLUDED.match(path):
+            return gradient + ops.cast(self.l2, gradient.dtype) * ops.cast(variable, gradient.dtype)
+        return gradient
 
     def _update_model_variables_moving_average(self, trainable_variables):
         if not self.use_ema:
             return
-        step = ops.cast(self.iterations, "float32")
-        momentum = ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step))
-        for var, average in zip(trainable_variables, private.ema_variables(self)):
-            if average is not None:
-                m = ops.cast(momentum, var.dtype)
-                average.assign(m * average + (1 - m) * var)
+        n = ops.cast(self.iterations, "float32") + 1.0  # Keras counts the step after this call
+        decay = ops.minimum(self.ema_momentum, (1.0 + n) / (10.0 + n))
+        for variable, average in self.averaged_pairs():
+            d = ops.cast(decay, average.dtype)
+            average.assign(d * average + (1 - d) * ops.cast(variable, average.dtype))
+
+    def swap_averages(self) -> None:
+        """Exchange the model's variables with their averages (evaluation runs on the averages)."""
+        for variable, average in self.averaged_pairs():
+            value = ops.convert_to_tensor(variable)
+            variable.assign(average)
+            average.assign(value)
+
+    def finalize_variable_values(self, var_list):
+        if self.defer_finalize:
+            return
+        for variable, average in self.averaged_pairs():
+            variable.assign(average)
+
+    def get_config(self):
+        return {**super().get_config(), "l2": self.l2}
 
 
-@keras.saving.register_keras_serializable(package="efficientnet_keras")
-class RMSpropEMA(_EMAWarmup, keras.optimizers.RMSprop):
-    """Keras RMSprop (not centered) with the official optimizer's EMA warm-up and mean-square start.
+class _TF1RMSprop(keras.optimizers.RMSprop):
+    """Keras RMSprop (not centered) with the mean-square start of ``tf.compat.v1.train.RMSPropOptimizer``.
 
-    ``tf.compat.v1.train.RMSPropOptimizer`` (which automl uses) starts the mean square at 1; Keras starts it at 0,
-    so its first updates are ~lr * sign(g) / sqrt(1 - rho), about 3x lr for every weight at once. Starting at 1
-    adds rho**t to Keras' accumulator after t updates; that term is added here in the update itself (the
-    accumulator variable stays Keras', so checkpoints and distribution behave as Keras'). Written by hand because
-    Keras has no option for it.
+    The official optimizer starts the mean square at 1; Keras starts it at 0, so its first updates are
+    ~lr * sign(g) / sqrt(1 - rho), about 3x lr for every weight at once. Starting at 1 adds rho**t to Keras'
+    accumulator after t updates; that term is added here in the update itself (the accumulator variable stays
+    Keras', so checkpoints and distribution behave as Keras'). Written by hand because Keras has no option for it.
     """
 
     def update_step(self, gradient, variable, learning_rate):
@@ -109,5 +199,24 @@ class RMSpropEMA(_EMAWarmup, keras.optimizers.RMSprop):
 
 
 @keras.saving.register_keras_serializable(package="efficientnet_keras")
-class AdamWEMA(_EMAWarmup, keras.optimizers.AdamW):
-    """Keras AdamW with the same EMA warm-up."""
+class RMSpropEMA(_OfficialRecipe, _TF1RMSprop):
+    """The official optimizer: TF1 RMSProp with L2 weight decay and the official EMA."""
+
+
+@keras.saving.register_keras_serializable(package="efficientnet_keras")
+class AdamWEMA(_OfficialRecipe, keras.optimizers.AdamW):
+    """Keras AdamW (decoupled weight decay) with the official EMA (and optional L2)."""
+
+
+class SwapEMA(keras.callbacks.Callback):
+    """Evaluation and prediction inside ``fit`` run on the averaged weights and BatchNorm statistics; training
+    continues on the raw ones (Keras' SwapEMAWeights swaps only the trainable weights)."""
+
+    def _swap(self):
+        self.model.optimizer.swap_averages()
+
+    def on_test_begin(self, logs=None):
+        self._swap()
+
+    def on_test_end(self, logs=None):
+        self._swap()

@@ -1,14 +1,22 @@
 """Progressive learning with adaptive regularization (EfficientNetV2 paper, section 4, Algorithm 1).
 
-Training is split into M stages. Stage i trains at image size S_i and regularization (dropout, stochastic
-depth, RandAugment magnitude, mixup alpha) interpolated linearly from the first stage's values to the last's:
-small images with weak regularization first, large images with strong regularization last.
+Training is split into M stages. Stage i trains at image size S_i with RandAugment magnitude, mixup and CutMix
+alphas growing linearly from the first stage's values to the last's: small images with weak regularization
+first, large images with strong regularization last. Two progressions:
+
+- ``official`` (default): what google/automl ``efficientnetv2`` runs (``main.py`` / ``main_tf2.py`` with
+  ``effnetv2_configs.py``): S_i = int(ibase + (S - ibase)(i + 1) / M) with ibase = 128, RandAugment
+  linspace(5, ram, M), mixup and CutMix linspace(0, alpha, M), dropout fixed at the variant's rate (the official
+  code computes a dropout list and deletes it).
+- ``paper``: the paper's Algorithm 1 and Table 6: S_i = int(S_0 + (S_e - S_0) i / (M - 1)), RandAugment, mixup
+  and dropout growing (V2-S: 128 -> 300 px, RandAugment 5 -> 15, dropout 0.1 -> 0.3).
 
 ``ProgressiveLearning`` is a Keras callback driving one ``fit`` run: at each epoch start it sets the stage of the
-input pipeline (image size, RandAugment, mixup), the model's dropout and stochastic depth, and reseeds the
-augmenters from (seed, epoch) so a resumed run repeats an uninterrupted one. It adds the stage's settings to the
-epoch logs, so TensorBoard and CSV logs show them. On TensorFlow a stage switch re-traces nothing: the dataset
-yields images of unknown size (one traced step serves every size) and the rates are run-time variables
+input pipeline (image size, RandAugment, mixup, CutMix) and the model's dropout and stochastic depth, and reseeds
+the model's dropout masks from (seed, epoch) so a resumed run repeats an uninterrupted one (the input pipeline's
+randomness is stateless in (seed, epoch, position)). It adds the stage's settings to the epoch logs, so
+TensorBoard and CSV logs show them. On TensorFlow a stage switch re-traces nothing: the dataset yields images of
+unknown size (one traced step serves every size) and the rates are run-time variables
 (``layers.set_regularization``).
 """
 
@@ -18,17 +26,22 @@ import dataclasses
 from typing import Sequence
 
 import keras
+import numpy as np
 
-from efficientnet_keras.training.augment import StageAugmenters
 from efficientnet_keras.training.data import Stage, StageState
 from efficientnet_keras.layers import reseed, set_regularization
 
-__all__ = ["ProgressiveConfig", "PRESETS", "preset_for", "ProgressiveLearning", "stage_for_epoch", "scale_batch"]
+__all__ = ["ProgressiveConfig", "OFFICIAL", "PAPER", "PROGRESSIONS", "preset_for", "ProgressiveLearning",
+           "stage_for_epoch", "scale_batch"]
+
+PROGRESSIONS = ("official", "paper")
+IBASE = 128  # hparams.py data.ibase: the official first-stage base size
 
 
 @dataclasses.dataclass(frozen=True)
 class ProgressiveConfig:
-    """(min, max) of each setting; stage i takes min + (max - min) * i / (M - 1)."""
+    """(first, last) of each setting over ``num_stages`` stages; ``image_size`` is (ibase, final size) for the
+    official progression and (first, last stage's size) for the paper's."""
 
     image_size: tuple[int, int]
     randaug_magnitude: tuple[float, float]
@@ -37,11 +50,13 @@ class ProgressiveConfig:
     stochastic_depth: tuple[float, float] = (0.2, 0.2)
     num_stages: int = 4
     cutmix_alpha: tuple[float, float] = (0.0, 0.0)
-    size_multiple: int = 8  # sizes rounded to a multiple of 8 (TPU-friendly), never below the model's 32
+    progression: str = "official"
 
     def __post_init__(self):
         if self.num_stages < 1:
             raise ValueError(f"num_stages must be >= 1, got {self.num_stages}.")
+        if self.progression not in PROGRESSIONS:
+            raise ValueError(f"progression must be one of {', '.join(PROGRESSIONS)}; got {self.progression!r}.")
         lo, hi = self.image_size
         if lo < 32 or hi < lo:
             raise ValueError(
@@ -56,36 +71,49 @@ class ProgressiveConfig:
             if max(getattr(self, name)) >= 1:
                 raise ValueError(f"{name} range {getattr(self, name)} must stay below 1.")
 
+    def sizes(self) -> list[int]:
+        lo, hi = self.image_size
+        m = self.num_stages
+        if self.progression == "official" or m == 1:  # main.py: int(ibase + (size - ibase) * (stage + 1) / M)
+            return [int(lo + (hi - lo) * (i + 1) / m) for i in range(m)]
+        return [int(lo + (hi - lo) * i / (m - 1)) for i in range(m)]  # paper, Algorithm 1
+
     def stages(self) -> list[Stage]:
-        def lerp(pair, i):
-            a, b = pair
-            return a if self.num_stages == 1 else a + (b - a) * i / (self.num_stages - 1)
+        def linspace(pair):  # np.linspace, as the official code (one stage: the last value)
+            return [pair[1]] if self.num_stages == 1 else [float(v) for v in np.linspace(*pair, self.num_stages)]
 
-        out = []
-        for i in range(self.num_stages):
-            size = int(round(lerp(self.image_size, i) / self.size_multiple) * self.size_multiple)
-            size = max(32, min(size, self.image_size[1])) if i < self.num_stages - 1 else self.image_size[1]
-            out.append(Stage(size, lerp(self.randaug_magnitude, i), lerp(self.mixup_alpha, i), lerp(self.dropout, i),
-                             lerp(self.stochastic_depth, i), lerp(self.cutmix_alpha, i)))
-        return out
+        columns = [linspace(getattr(self, name)) for name in
+                   ("randaug_magnitude", "mixup_alpha", "dropout", "stochastic_depth", "cutmix_alpha")]
+        return [Stage(size, *values) for size, *values in zip(self.sizes(), *columns)]
 
 
-# Paper Table 6 (min -> max): image size, RandAugment magnitude, mixup alpha, dropout. Evaluation sizes are the
-# variants' default sizes (384 / 480 / 480).
-PRESETS = {
-    "EfficientNetV2S": ProgressiveConfig((128, 300), (5, 15), (0, 0), (0.1, 0.3)),
-    "EfficientNetV2M": ProgressiveConfig((128, 380), (5, 20), (0, 0.2), (0.1, 0.4)),
-    "EfficientNetV2L": ProgressiveConfig((128, 380), (5, 25), (0, 0.4), (0.1, 0.5)),
+# effnetv2_configs.py efficientnetv2_params (train size, ram, mixup = cutmix alpha, dropout) with main.py's stage
+# schedule: RandAugment from 5, mixup / CutMix from 0, dropout fixed.
+OFFICIAL = {
+    "EfficientNetV2S": ProgressiveConfig((IBASE, 300), (5, 10), (0, 0), (0.2, 0.2)),
+    "EfficientNetV2M": ProgressiveConfig((IBASE, 384), (5, 15), (0, 0.2), (0.3, 0.3), cutmix_alpha=(0, 0.2)),
+    "EfficientNetV2L": ProgressiveConfig((IBASE, 384), (5, 20), (0, 0.5), (0.4, 0.4), cutmix_alpha=(0, 0.5)),
+    "EfficientNetV2XL": ProgressiveConfig((IBASE, 384), (5, 20), (0, 0.5), (0.4, 0.4), cutmix_alpha=(0, 0.5)),
 }
+# Paper Table 6 (min -> max): image size, RandAugment magnitude, mixup alpha, dropout.
+PAPER = {
+    "EfficientNetV2S": ProgressiveConfig((128, 300), (5, 15), (0, 0), (0.1, 0.3), progression="paper"),
+    "EfficientNetV2M": ProgressiveConfig((128, 380), (5, 20), (0, 0.2), (0.1, 0.4), progression="paper"),
+    "EfficientNetV2L": ProgressiveConfig((128, 380), (5, 25), (0, 0.4), (0.1, 0.5), progression="paper"),
+}
+PRESETS = OFFICIAL  # older name
 
 
-def preset_for(variant: str, max_size: int, dropout: float) -> ProgressiveConfig:
-    """The paper's preset for V2-S/M/L; other variants grow from 128 px (or half their size) to ``max_size``,
-    RandAugment 5 -> 15, no mixup, and dropout 0.1 -> the variant's own rate (the V2-S pattern)."""
-    if variant in PRESETS:
-        return PRESETS[variant]
-    lo = min(128, max(32, max_size // 2))
-    return ProgressiveConfig((lo, max_size), (5, 15), (0, 0), (min(0.1, dropout), dropout))
+def preset_for(variant: str, max_size: int, dropout: float, progression: str = "official") -> ProgressiveConfig:
+    """The variant's official (or paper) progression. Variants without one grow from 128 px (half their size
+    when that is not smaller) to ``max_size`` with RandAugment 5 -> 10 and no mixup, the V2-S pattern; their dropout is
+    their own rate (official) or grows from 0.1 to it (paper)."""
+    table = OFFICIAL if progression == "official" else PAPER
+    if variant in table:
+        return table[variant]
+    lo = IBASE if max_size > IBASE else max(32, max_size // 2)
+    drop = (dropout, dropout) if progression == "official" else (min(0.1, dropout), dropout)
+    return ProgressiveConfig((lo, max_size), (5, 10), (0, 0), drop, progression=progression)
 
 
 def scale_batch(stages: Sequence[Stage], batch_size: int, max_scale: float, multiple: int = 1) -> list[Stage]:
@@ -106,23 +134,22 @@ def scale_batch(stages: Sequence[Stage], batch_size: int, max_scale: float, mult
 
 
 def stage_for_epoch(epoch: int, epochs: int, num_stages: int) -> int:
-    """Stage of an epoch when ``epochs`` are split into ``num_stages`` equal parts (earlier stages get the
-    remainder's shorter share)."""
-    return min(num_stages - 1, epoch * num_stages // max(epochs, 1))
+    """Stage of an epoch: stage s runs epochs int(s E / M) to int((s + 1) E / M) - 1, as the official
+    ``main_tf2.py`` splits them."""
+    return max(s for s in range(num_stages) if int(s * epochs / num_stages) <= epoch)
 
 
 class ProgressiveLearning(keras.callbacks.Callback):
     """Switch image size and regularization at stage boundaries of a single ``fit`` run."""
 
     def __init__(self, stages: Sequence[Stage], epochs: int, state: StageState,
-                 augmenters: StageAugmenters | None = None, seed: int = 0, verbose: int = 1):
+                 seed: int = 0, verbose: int = 1):
         super().__init__()
         if epochs < len(stages):
             raise ValueError(f"{len(stages)} stages need at least {len(stages)} epochs; got epochs={epochs}.")
         self.stages = list(stages)
         self.epochs = epochs
         self.state = state
-        self.augmenters = augmenters
         self.seed = seed
         self.verbose = verbose
         self.current: int | None = None
@@ -134,8 +161,6 @@ class ProgressiveLearning(keras.callbacks.Callback):
         index = self.stage_for_epoch(epoch)
         stage = self.stages[index]
         self.state.set(index, epoch)
-        if self.augmenters is not None:
-            self.augmenters.reseed(self.seed, epoch)
         reseed([self.model], self.seed + 1, epoch)  # dropout and stochastic-depth masks
         set_regularization(self.model, dropout=stage.dropout, stochastic_depth=stage.stochastic_depth)
         if index != self.current and self.verbose:

@@ -1,10 +1,11 @@
 """Train any EfficientNet with the EfficientNetV2 recipe and progressive learning, on Model.fit.
 
-Recipe defaults and where they come from (EfficientNetV2 paper, section 5.1, and google/automl efficientnetv2
-``hparams.py`` / ``effnetv2_configs.py``): RMSProp with decay 0.9, momentum 0.9, epsilon 0.001; learning rate
-0.256 at batch 4096 (0.016 per 256 images) warmed up over 5 epochs, then x0.97 every 2.4 epochs; weight decay
-1e-5; EMA of weights 0.9999, evaluated with the EMA weights; label smoothing 0.1; stochastic depth with
-survival 0.8 (rate 0.2); BatchNorm momentum 0.99.
+The recipe is the official code's (google/automl efficientnetv2 ``hparams.py``, ``effnetv2_configs.py``,
+``datasets.py``, ``main.py``); ``recipes.py`` holds the presets (``--recipe=imagenet|finetune``) with the source
+of every value: RMSProp with decay 0.9, momentum 0.9, epsilon 0.001; learning rate 0.016 per 256 images warmed up
+over 5 epochs, then x0.97 every 2.4 epochs counted from step 0; L2 weight decay 1e-5 in the gradient (not on
+bias/gamma/beta); EMA 0.9999 of the weights and BatchNorm statistics, evaluated and saved; label smoothing 0.1;
+stochastic depth with survival 0.8; BatchNorm momentum 0.9 (``hparams.py``; the paper says 0.99).
 
 ``train()`` is a sequence of steps, each a function below: check the config, pick devices, open the data, claim
 the run folder, plan stages and epochs, build the datasets and the model, fit, and finish (evaluate, save).
@@ -21,7 +22,9 @@ from typing import Any
 import keras
 
 from efficientnet_keras import _keras_private as private
-from efficientnet_keras.training.optimizers import AdamWEMA, RMSpropEMA, WarmupExponentialDecay
+from efficientnet_keras.training.optimizers import SCHEDULES, AdamWEMA, RMSpropEMA, SwapEMA, WarmupExponentialDecay
+from efficientnet_keras.training.progressive import PROGRESSIONS
+from efficientnet_keras.training.recipes import RECIPES
 from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, RUN_FILE, Backup, HistoryCSV, RunDir
 
 __all__ = ["TrainConfig", "train", "evaluate"]
@@ -38,6 +41,9 @@ class TrainConfig:
     """Everything a training run depends on; saved whole in the run folder, and each field a flag of the CLI."""
 
     model: str = _field("EfficientNetV2B0", "Variant, e.g. EfficientNetV2S.")
+    recipe: str = _field("imagenet", "Preset of the settings left unset: imagenet (the official per-variant ImageNet "
+                                     "recipe) or finetune (the official ImagenetFt/Cifar10Ft recipe; needs --weights).",
+                         choices=tuple(RECIPES))
     blocks: str | None = _field(None, "Custom network: comma-separated block-args strings in the model's family "
                                       "and coefficients.")
     dataset: str = _field("digits", "Embedded name (digits), fashion_mnist, a tfds name, or an image-folder "
@@ -52,13 +58,26 @@ class TrainConfig:
     max_batch_scale: float = _field(1.0, "Larger batches at small images: stage batch = batch_size x min(this, "
                                          "(max size / size)^2), learning rate scaled alike; 1 keeps it fixed.")
     epochs: int = _field(8, "Epochs (passes over the training split).")
-    progressive: bool = _field(True, "Progressive learning: image size and regularization grow per stage.")
+    progressive: bool | None = _field(None, "Progressive learning: image size and regularization grow per stage "
+                                            "(default: the recipe's).")
+    progression: str = _field("official", "official (the google/automl code: sizes ibase+(S-ibase)(i+1)/M, dropout "
+                                          "fixed) or paper (Algorithm 1 and Table 6: dropout grows too).",
+                              choices=PROGRESSIONS)
     num_stages: int = _field(4, "Progressive-learning stages.")
-    image_size_min: int | None = _field(None, "First stage's image size in px (default: the variant's preset).")
+    image_size_min: int | None = _field(None, "Base size in px: the official progression's ibase (128), the paper's "
+                                              "first stage (default: the variant's preset).")
     image_size_max: int | None = _field(None, "Last stage's image size in px (default: the variant's preset).")
     eval_size: int | None = _field(None, "Evaluation image size in px (default: the variant's own for V2-S/M/L "
                                          "presets, else the last stage's).", resumable=True)
-    crop_fraction: float = _field(0.875, "Evaluation central crop (fraction of the shorter side).", resumable=True)
+    crop_fraction: float | None = _field(None, "Evaluation central crop, fraction of the shorter side (default: the "
+                                               "variant's official crop, e.g. size/(size+32)).", resumable=True)
+    train_crop: str | None = _field(None, "random (the variant's official random crop) or whole (resize the whole "
+                                          "image, as the official fine-tuning); default: the recipe's.",
+                                    choices=("random", "whole"))
+    cutout: bool | None = _field(None, "The official fine-tuning Cutout (a noise square of half the image side); "
+                                       "default: the recipe's.")
+    augment: str | None = _field(None, "randaugment (the official op set) or none; default: the recipe's.",
+                                 choices=("randaugment", "none"))
     strategy: str = _field("auto", "auto|tpu|mirrored|multiworker (cluster from TF_CONFIG)|default.",
                            resumable=True, choices=("auto", "tpu", "mirrored", "multiworker", "default"))
     cpu_devices: int = _field(0, "With --strategy=mirrored: split the CPU into this many logical devices.",
@@ -80,20 +99,30 @@ class TrainConfig:
                                            "many MiB (decoded images are never cached).")
     optimizer: str = _field("rmsprop", "rmsprop (the paper's) or adamw (often better for short runs and "
                                        "fine-tuning).", choices=("rmsprop", "adamw"))
-    learning_rate_per_256: float = _field(0.016, "Peak learning rate per 256 images of global batch.")
-    warmup_epochs: float | None = _field(None, "Linear warm-up in epochs (default min(5, epochs / 10)).")
+    learning_rate_per_256: float | None = _field(None, "Peak learning rate per 256 images of global batch (default: "
+                                                       "the recipe's, 0.016 imagenet, 0.0005 finetune).")
+    lr_schedule: str | None = _field(None, "exponential, constant or cosine after warm-up (default: the recipe's).",
+                                     choices=SCHEDULES)
+    warmup_epochs: float | None = _field(None, "Linear warm-up in epochs (default: the recipe's; imagenet's 5 becomes "
+                                               "epochs / 10 in runs shorter than 50 epochs).")
     lr_decay_factor: float = _field(0.97, "Learning-rate decay factor per lr_decay_epochs.")
     lr_decay_epochs: float = _field(2.4, "Epochs between learning-rate decays.")
-    weight_decay: float = _field(1e-5, "Weight decay (0 disables).")
-    ema_decay: float = _field(0.9999, "EMA decay of the weights, evaluated and saved (0 disables).")
-    label_smoothing: float = _field(0.1, "Label smoothing.")
-    stochastic_depth: float = _field(0.2, "Stochastic-depth rate of the last block.")
+    weight_decay: float | None = _field(None, "Weight decay (0 disables; default: the recipe's 1e-5).")
+    weight_decay_mode: str = _field("auto", "l2 (the official: wd*v added to the gradient, i.e. wd*sum(v^2)/2 in the "
+                                            "loss), decoupled (AdamW: v -= lr*wd*v), or auto (l2 with rmsprop, "
+                                            "decoupled with adamw).", choices=("auto", "l2", "decoupled"))
+    ema_decay: float | None = _field(None, "EMA decay of the weights and BatchNorm statistics, evaluated and saved "
+                                           "(0 disables; default: the recipe's).")
+    label_smoothing: float | None = _field(None, "Label smoothing (default: the recipe's 0.1).")
+    stochastic_depth: float | None = _field(None, "Stochastic-depth rate of the last block (default: the recipe's "
+                                                  "0.2).")
     dropout: float | None = _field(None, "Top dropout (default: the preset's range; fixed size: the variant's).")
-    randaug_max: float | None = _field(None, "Last stage's RandAugment magnitude (default: the preset's, e.g. 15; "
-                                             "0 disables).")
+    randaug_max: float | None = _field(None, "Last stage's RandAugment magnitude on the official 0-30 scale "
+                                             "(default: the variant's, e.g. 10 for V2-S; 0 disables).")
     mixup_max: float | None = _field(None, "Last stage's mixup alpha (default: the preset's; 0 disables).")
-    cutmix_max: float | None = _field(None, "Last stage's cutmix alpha (default 0: off).")
-    bn_momentum: float = _field(0.99, "BatchNorm moving-average momentum.")
+    cutmix_max: float | None = _field(None, "Last stage's cutmix alpha (default: the variant's, e.g. 0.2 for V2-M).")
+    bn_momentum: float = _field(0.9, "BatchNorm moving-average momentum (0.9: the official hparams.py; the paper "
+                                     "says 0.99).")
     weights: str | None = _field(None, "Initial weights: a file path, or imagenet for the backbone.")
     verbose: int = _field(1, "0 silent, 1 progress bars, 2 one line per epoch. TensorFlow's own log lines are "
                              "hidden; TF_CPP_MIN_LOG_LEVEL=0 shows them.", resumable=True)
@@ -109,7 +138,7 @@ def _check_config(c: TrainConfig) -> None:
         decode_all(b.strip() for b in c.blocks.split(","))  # a bad string: ValueError naming the token
     for f in dataclasses.fields(c):
         choices = f.metadata.get("choices")
-        if choices and getattr(c, f.name) not in choices:
+        if choices and getattr(c, f.name) is not None and getattr(c, f.name) not in choices:
             raise ValueError(f"{f.name} must be one of {', '.join(choices)}; got {getattr(c, f.name)!r}.")
     for name in ("batch_size", "epochs", "num_stages", "eval_every", "shuffle_buffer"):
         if getattr(c, name) < 1:
@@ -123,14 +152,38 @@ def _check_config(c: TrainConfig) -> None:
     if c.progressive and c.epochs < c.num_stages:
         raise ValueError(f"Progressive learning with {c.num_stages} stages needs epochs >= {c.num_stages}, "
                          f"got {c.epochs}.")
-    if not 0 < c.crop_fraction <= 1:
+    if c.crop_fraction is not None and not 0 < c.crop_fraction <= 1:
         raise ValueError(f"crop_fraction must be in (0, 1], got {c.crop_fraction}.")
+    if c.recipe == "finetune" and not c.weights:
+        raise ValueError("--recipe=finetune fine-tunes pretrained weights: pass --weights=imagenet (or a weights file), "
+                         "or use --recipe=imagenet to train from scratch.")
+    _check_regularization(c)
     if c.max_batch_scale < 1:
         raise ValueError(f"max_batch_scale must be >= 1 (1 keeps the batch fixed), got {c.max_batch_scale}.")
     if not 0 <= c.ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {c.ema_decay}.")
+    if c.learning_rate_per_256 <= 0 or c.weight_decay < 0:
+        raise ValueError(f"learning_rate_per_256 must be > 0 and weight_decay >= 0; got {c.learning_rate_per_256} and "
+                         f"{c.weight_decay}.")
     if c.blocks and c.weights:
         raise ValueError("A custom --blocks network has no pretrained weights; drop --weights.")
+
+
+def _check_regularization(c: TrainConfig) -> None:
+    from efficientnet_keras.training.augment import MAX_ALPHA
+    from efficientnet_keras.training.randaugment import check_magnitude
+
+    if c.randaug_max is not None:
+        check_magnitude(c.randaug_max)
+    for name in ("mixup_max", "cutmix_max"):
+        value = getattr(c, name)
+        if value is not None and not 0 <= value <= MAX_ALPHA:
+            raise ValueError(f"{name}={value:g} is out of range: a Beta alpha in [0, {MAX_ALPHA:g}] (the official "
+                             "recipes use 0 to 0.5).")
+    for name in ("dropout", "stochastic_depth", "label_smoothing"):
+        value = getattr(c, name)
+        if value is not None and not 0 <= value < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {value}.")
 
 
 def _variant(c: TrainConfig):
@@ -147,22 +200,22 @@ def _stages(c: TrainConfig, variant):
     from efficientnet_keras.training.progressive import preset_for
 
     max_default = variant.train_resolution or variant.resolution
-    preset = preset_for(variant.function, max_default, variant.dropout)
+    if c.recipe == "finetune":  # ImagenetFt train.isize=1.0: train at the evaluation size (main.py: // 16 * 16)
+        max_default = variant.resolution // 16 * 16
+    preset = preset_for(variant.function, max_default, variant.dropout, c.progression)
     lo = c.image_size_min or min(preset.image_size[0], c.image_size_max or preset.image_size[0])
     hi = c.image_size_max or max(preset.image_size[1], lo)
     preset = dataclasses.replace(preset, image_size=(lo, hi), num_stages=c.num_stages if c.progressive else 1,
                                  stochastic_depth=(c.stochastic_depth, c.stochastic_depth))
     if c.dropout is not None:
         preset = dataclasses.replace(preset, dropout=(c.dropout, c.dropout))
-    for name, value in (("randaug_magnitude", c.randaug_max), ("mixup_alpha", c.mixup_max),
+    randaug_max = 0.0 if c.augment == "none" else c.randaug_max
+    for name, value in (("randaug_magnitude", randaug_max), ("mixup_alpha", c.mixup_max),
                         ("cutmix_alpha", c.cutmix_max)):
         if value is not None:
             preset = dataclasses.replace(preset, **{name: (min(getattr(preset, name)[0], value), value)})
-    stages = preset.stages()
-    if not c.progressive:  # fixed-size training uses the last stage's (strongest) settings throughout
-        last = dataclasses.replace(preset, num_stages=4).stages()[-1]
-        stages = [dataclasses.replace(last, image_size=hi)]
-    return stages
+    # One stage (fixed-size training) takes the last stage's settings at the final size.
+    return preset.stages()
 
 
 def _fit_segments(c: TrainConfig, stages, num_train: int) -> list[tuple[int, int, int, int, int]]:
@@ -251,10 +304,11 @@ class _Plan:
     num_train: int
     steps_per_epoch: int
     eval_size: int
+    preprocessing: Any = None  # transforms.Preprocessing of the variant
 
 
 def _plan(c: TrainConfig, variant, info, replicas: int) -> _Plan:
-    from efficientnet_keras.training.progressive import PRESETS, scale_batch
+    from efficientnet_keras.training.progressive import OFFICIAL, scale_batch
 
     stages = _stages(c, variant)
     num_train = min(info.num_train, c.train_examples or info.num_train)
@@ -267,10 +321,12 @@ def _plan(c: TrainConfig, variant, info, replicas: int) -> _Plan:
             if stage.batch_size > num_train:
                 raise ValueError(f"Stage {i + 1}'s batch of {stage.batch_size} (max_batch_scale={c.max_batch_scale:g}) "
                                  f"is larger than the {num_train} training examples; lower max_batch_scale.")
-    # The paper evaluates V2-S/M/L at their own (larger) sizes; otherwise at the last stage's size.
-    paper_sizes = variant.function in PRESETS and not c.image_size_max
-    eval_size = c.eval_size or (variant.resolution if paper_sizes else stages[-1].image_size)
-    return _Plan(stages, _fit_segments(c, stages, num_train), num_train, steps_per_epoch, eval_size)
+    # The official code evaluates V2-S/M/L/XL at their own (larger) sizes (effnetv2_configs eval isize) and
+    # fine-tuning at the variant's size; otherwise, and with a chosen final size, at the last stage's size.
+    own_size = (variant.function in OFFICIAL or c.recipe == "finetune") and not c.image_size_max
+    eval_size = c.eval_size or (variant.resolution if own_size else stages[-1].image_size)
+    return _Plan(stages, _fit_segments(c, stages, num_train), num_train, steps_per_epoch, eval_size,
+                 variant.preprocessing)
 
 
 def _distribute(strategy, make):
@@ -302,21 +358,27 @@ def _build_model(c: TrainConfig, variant, plan: _Plan, num_classes: int, replica
 def _compile(c: TrainConfig, model, plan: _Plan, kind: str) -> None:
     from efficientnet_keras.training import distribute
 
+    # hparams.py warms up 5 of 350 epochs; unset, short runs warm up for a tenth of their epochs instead.
     warmup = c.warmup_epochs if c.warmup_epochs is not None else min(5.0, c.epochs / 10)
     steps = plan.steps_per_epoch
     schedule = WarmupExponentialDecay(
-        c.learning_rate_per_256 * c.batch_size / 256, int(warmup * steps), int(c.lr_decay_epochs * steps),
+        c.learning_rate_per_256 * c.batch_size / 256, int(warmup * steps), c.lr_decay_epochs * steps,
         c.lr_decay_factor, segments=[[first_step, steps / seg_steps, batch / c.batch_size]
                                      for _, _, batch, seg_steps, first_step in plan.segments]
-        if len(plan.segments) > 1 else None)
-    ema = dict(weight_decay=c.weight_decay or None, use_ema=c.ema_decay > 0, ema_momentum=c.ema_decay or 0.99)
-    if c.optimizer == "rmsprop":
-        optimizer = RMSpropEMA(learning_rate=schedule, rho=0.9, momentum=0.9, epsilon=1e-3, centered=False, **ema)
+        if len(plan.segments) > 1 else None, decay=c.lr_schedule, total_steps=c.epochs * steps)
+    mode = c.weight_decay_mode if c.weight_decay_mode != "auto" else (
+        "l2" if c.optimizer == "rmsprop" else "decoupled")
+    common = dict(l2=c.weight_decay if mode == "l2" else 0.0,
+                  weight_decay=(c.weight_decay or None) if mode == "decoupled" else None,
+                  use_ema=c.ema_decay > 0, ema_momentum=c.ema_decay or 0.99)
+    if c.optimizer == "rmsprop":  # hparams.py / utils.build_optimizer: decay 0.9, momentum 0.9, epsilon 0.001
+        optimizer = RMSpropEMA(learning_rate=schedule, rho=0.9, momentum=0.9, epsilon=1e-3, centered=False, **common)
     else:
-        optimizer = AdamWEMA(learning_rate=schedule, **ema)
+        optimizer = AdamWEMA(learning_rate=schedule, **common)
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     model.compile(optimizer=optimizer, loss=_loss(c.label_smoothing), metrics=_metrics(),
                   jit_compile=distribute.resolve_jit_compile(c.jit_compile, kind))
+    optimizer.average_statistics(model)
 
 
 def _loss(label_smoothing: float = 0.0):
@@ -348,15 +410,16 @@ class _SkippedImagesLog(keras.callbacks.Callback):
                       "(corrupt or not JPEG/PNG/GIF/BMP).")
 
 
-def _callbacks(c: TrainConfig, plan: _Plan, state, augmenters, skipped, chief: bool, extra) -> list:
+def _callbacks(c: TrainConfig, plan: _Plan, state, skipped, chief: bool, extra) -> list:
     from efficientnet_keras.training.progressive import ProgressiveLearning
 
     run = RunDir(c.model_dir)
-    callbacks = [ProgressiveLearning(plan.stages, c.epochs, state, augmenters, seed=c.seed, verbose=c.verbose),
+    callbacks = [ProgressiveLearning(plan.stages, c.epochs, state, seed=c.seed, verbose=c.verbose),
                  _SkippedImagesLog(skipped, c.verbose)]
     if c.ema_decay > 0:
-        # Validation sees the EMA weights; between epochs the model holds the raw ones, which the backup saves.
-        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
+        # Validation sees the averaged weights and BatchNorm statistics; between epochs the model holds the raw
+        # ones, which the backup saves (with the averages, optimizer variables).
+        callbacks.append(SwapEMA())
     if chief:
         callbacks += [Backup(run.join("backup"), delete_checkpoint=False),
                       HistoryCSV(run.join("history.csv")), keras.callbacks.TensorBoard(run.join("logs"))]
@@ -422,7 +485,9 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     from efficientnet_keras.training import distribute
     from efficientnet_keras.training.augment import StageAugmenters
 
-    c = config
+    from efficientnet_keras.training.recipes import resolve
+
+    c = resolve(config)  # the recipe's values for the fields left unset
     _check_config(c)
     variant = _variant(c)
     kind = distribute.device_kind(c.strategy)
@@ -449,7 +514,8 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
             ds = data_lib.make_train_dataset(
                 train_split, info, plan.stages, state, c.batch_size, seed=c.seed, deterministic=c.deterministic,
                 augmenters=augmenters, shuffle_buffer=c.shuffle_buffer, cache_limit_mb=c.cache_limit_mb,
-                skipped=skipped, input_context=context)
+                skipped=skipped, input_context=context, preprocessing=plan.preprocessing,
+                random_crop=c.train_crop == "random", finetune_cutout=c.cutout)
             # The epoch's exact length, stated: where a dataset's length is unknown, Keras 3.15 counts one optimizer
             # step that never happened at each epoch end (shifting the schedules). A wrong length fails loudly.
             # Under a strategy, each step takes one batch per replica of this host.
@@ -459,11 +525,11 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
 
     eval_ds = _distribute(strategy, lambda context: data_lib.make_eval_dataset(
         eval_split, info, plan.eval_size, c.batch_size, c.crop_fraction, static_batches=kind == "tpu",
-        cache_limit_mb=c.cache_limit_mb, skipped=skipped, input_context=context))
+        cache_limit_mb=c.cache_limit_mb, skipped=skipped, input_context=context, preprocessing=plan.preprocessing))
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = _build_model(c, variant, plan, info.num_classes, replicas)
         _compile(c, model, plan, kind)
-    callback_list = _callbacks(c, plan, state, augmenters, skipped, chief, callbacks)
+    callback_list = _callbacks(c, plan, state, skipped, chief, callbacks)
     history = _fit(c, model, plan, train_for_segment, eval_ds, callback_list)
     return _finish(c, model, plan, info, eval_ds, history, chief, replicas)
 
@@ -474,9 +540,10 @@ def _finish(c: TrainConfig, model, plan: _Plan, info, eval_ds, history, chief: b
     with _end_of_data_is_expected():
         results = model.evaluate(eval_ds, return_dict=True, verbose=0)
     model_path = run.join(FINAL_MODEL)
-    # eval_size, crop_fraction and class_names are what export.load_servable serves the model with.
+    # eval_size, preprocessing, crop_fraction and class_names are what export.load_servable serves the model with.
     summary = {"eval": {k: float(v) for k, v in results.items()}, "eval_size": plan.eval_size,
                "model_path": model_path if chief else None, "crop_fraction": c.crop_fraction,
+               "preprocessing": dataclasses.asdict(plan.preprocessing),
                "class_names": list(info.class_names), "stages": [dataclasses.asdict(s) for s in plan.stages],
                "replicas": replicas, "dtype_policy": keras.mixed_precision.global_policy().name}
     if chief:
@@ -520,9 +587,19 @@ def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = 
     model = keras.saving.load_model(run.join(FINAL_MODEL))
     model.compile(loss=loss, metrics=_metrics())
     ds = data_lib.make_eval_dataset(split, info, eval_size or results["eval_size"], batch_size,
-                                    results.get("crop_fraction", 0.875))
+                                    *_saved_eval_transform(results))
     with _end_of_data_is_expected():
         return model.evaluate(ds, return_dict=True, verbose=0)
+
+
+def _saved_eval_transform(results: dict) -> tuple:
+    """(crop_fraction, Preprocessing) a finished run evaluated with (runs before the variant column: 0.875 crop)."""
+    from efficientnet_keras.transforms import LEGACY_V1, Preprocessing
+
+    spec = results.get("preprocessing")
+    preprocessing = Preprocessing(**{**spec, "train_area": tuple(spec["train_area"])}) if spec else LEGACY_V1
+    fraction = results.get("crop_fraction", None if spec else 0.875)
+    return fraction, preprocessing
 
 
 def _load_backbone(model, variant) -> None:
