@@ -9,6 +9,7 @@ and the BatchNorm moving statistics (``utils.get_ema_vars``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 
@@ -92,6 +93,15 @@ def batchnorm_statistics(model: keras.Model) -> list:
             for v in (layer.moving_mean, layer.moving_variance)]
 
 
+def _eagerly():
+    """Run now, outside any function being traced (TensorFlow); other backends build eagerly."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.init_scope()
+    return contextlib.nullcontext()
+
+
 class _OfficialRecipe:
     """L2 weight decay and the official EMA, mixed into a Keras optimizer.
 
@@ -128,8 +138,11 @@ class _OfficialRecipe:
         if self.use_ema and not self._statistic_averages and self._statistics:
             self._statistic_averages = [self.add_variable_from_reference(v, name="average")
                                         for v in self._statistics]
-        for variable, average in self.averaged_pairs():
-            average.assign(variable)
+        # Keras builds the optimizer while tracing the first train step when no strategy is set: the copy must run
+        # once, now, not as an op of the traced step (it would reset the averages every step).
+        with _eagerly():
+            for variable, average in self.averaged_pairs():
+                average.assign(variable)
 
     def averaged_pairs(self) -> list[tuple]:
         """(model variable, its average) for every averaged variable: trainable weights, then BN statistics."""
@@ -162,7 +175,9 @@ class _OfficialRecipe:
     def swap_averages(self) -> None:
         """Exchange the model's variables with their averages (evaluation runs on the averages)."""
         for variable, average in self.averaged_pairs():
-            value = ops.convert_to_tensor(variable)
+            # x * 1 computes a new buffer; a plain read can alias the variable's buffer (TensorFlow eager, torch),
+            # and the next assign would then overwrite the value being saved.
+            value = ops.multiply(ops.convert_to_tensor(variable), ops.cast(1, variable.dtype))
             variable.assign(average)
             average.assign(value)
 
