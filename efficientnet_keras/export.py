@@ -19,6 +19,7 @@ TensorFlow backend.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -30,7 +31,7 @@ import numpy as np
 
 from efficientnet_keras import _keras_private as private
 from efficientnet_keras.layers import FoldedBatchNorm
-from efficientnet_keras.transforms import DEFAULT_CROP_FRACTION, IMAGE_EXTENSIONS
+from efficientnet_keras.transforms import IMAGE_EXTENSIONS, LEGACY_V1, Preprocessing
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"
@@ -47,13 +48,14 @@ class Servable:
     model: keras.Model
     image_size: int
     class_names: list[str]
-    crop_fraction: float = DEFAULT_CROP_FRACTION
+    crop_fraction: float | None = None  # None: the preprocessing's official crop at image_size
+    preprocessing: Preprocessing = LEGACY_V1  # the variant's (models.Variant.preprocessing)
 
     def __post_init__(self):
         classes = self.model.output_shape[-1]
         if len(self.class_names) != classes:
             raise ValueError(f"{len(self.class_names)} class names for a model with {classes} classes.")
-        if not 0 < self.crop_fraction <= 1:
+        if self.crop_fraction is not None and not 0 < self.crop_fraction <= 1:
             raise ValueError(f"crop_fraction must be in (0, 1], got {self.crop_fraction}.")
 
     @property
@@ -85,8 +87,9 @@ def load_servable(model: str | keras.Model, weights: str | None = "imagenet", im
                   crop_fraction: float | None = None, class_names: list[str] | None = None) -> Servable:
     """A zoo variant name, a ``.keras`` file, a training ``model_dir`` or a built model, ready to export.
 
-    The image size and crop come from the variant (its resolution), the training run (its evaluation size and
-    crop) or the model's static input shape; ``image_size`` / ``crop_fraction`` override them.
+    The image size and evaluation transform come from the variant (its resolution and official crop), the
+    training run (its evaluation size and transform) or the model's static input shape; ``image_size`` /
+    ``crop_fraction`` override them.
     """
     from efficientnet_keras.models import create_model, get_variant
 
@@ -111,7 +114,8 @@ def load_servable(model: str | keras.Model, weights: str | None = "imagenet", im
         net = _load_keras(model)
     elif isinstance(model, str) and _is_variant(model):
         net = create_model(model, weights=weights)
-        run = {"eval_size": get_variant(model).resolution}
+        variant = get_variant(model)
+        run = {"eval_size": variant.resolution, "preprocessing": dataclasses.asdict(variant.preprocessing)}
     else:
         raise ValueError(f"Unknown model or checkpoint {model!r}: expected a variant name (e.g. EfficientNetLite0), "
                          "a .keras file, or a training model_dir holding model.keras.")
@@ -120,7 +124,9 @@ def load_servable(model: str | keras.Model, weights: str | None = "imagenet", im
         raise ValueError(f"{net.name} takes images of any size; pass image_size (the size to serve at).")
     classes = net.output_shape[-1]
     names = class_names or run.get("class_names") or _default_class_names(classes)
-    return Servable(net, int(size), list(names), crop_fraction or run.get("crop_fraction") or DEFAULT_CROP_FRACTION)
+    spec = run.get("preprocessing")
+    saved_crop = run.get("crop_fraction", None if spec or not run else 0.875)  # older runs: 0.875
+    return Servable(net, int(size), list(names), crop_fraction or saved_crop, Preprocessing.from_record(spec))
 
 
 def _load_keras(path: str) -> keras.Model:
@@ -237,12 +243,12 @@ def serving_functions(servable: Servable, top_k: int = 5) -> dict[str, tuple[Cal
     """``{signature name: (function, input signature)}`` of the exported SavedModel (TensorFlow ops)."""
     import tensorflow as tf
 
-    from efficientnet_keras.transforms import center_crop, decode_rgb
+    from efficientnet_keras.transforms import decode_rgb, eval_transform
 
     classes = len(servable.class_names)
     if not 1 <= top_k <= classes:
         raise ValueError(f"top_k={top_k} is outside 1..{classes}, the number of classes of {servable.model.name}.")
-    size, model, crop = servable.image_size, servable.model, servable.crop_fraction
+    size, model = servable.image_size, servable.model
     names = tf.constant(servable.class_names)
     softmax = not servable.outputs_probabilities
 
@@ -253,7 +259,7 @@ def serving_functions(servable: Servable, top_k: int = 5) -> dict[str, tuple[Cal
         return {"class_ids": top.indices, "class_names": tf.gather(names, top.indices), "probabilities": top.values}
 
     def decode(image_bytes):
-        return center_crop(decode_rgb(image_bytes), size, crop)
+        return eval_transform(decode_rgb(image_bytes), size, servable.preprocessing, servable.crop_fraction)
 
     def serve_bytes(image_bytes):
         images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
@@ -287,7 +293,8 @@ def export_saved_model(servable: Servable, export_dir: str, version: int | None 
 
     with tf.io.gfile.GFile(f"{path}/assets.extra.json", "w") as f:  # what a client wants to know, beside the model
         json.dump({"model": servable.model.name, "image_size": servable.image_size,
-                   "crop_fraction": servable.crop_fraction, "top_k": top_k,
+                   "crop_fraction": servable.crop_fraction or servable.preprocessing.crop_fraction(servable.image_size),
+                   "preprocessing": dataclasses.asdict(servable.preprocessing), "top_k": top_k,
                    "signatures": {SERVING_DEFAULT: BYTES_INPUT, SERVING_IMAGES: IMAGES_INPUT}}, f, indent=2)
     return path
 
@@ -376,24 +383,26 @@ def run_tflite(path: str, images: np.ndarray) -> np.ndarray:
     return np.stack(results)
 
 
-def calibration_images(source: str, image_size: int, limit: int = 200,
-                       crop_fraction: float = DEFAULT_CROP_FRACTION) -> np.ndarray:
+def calibration_images(source: str, image_size: int, limit: int = 200, crop_fraction: float | None = None,
+                       preprocessing: Preprocessing = LEGACY_V1) -> np.ndarray:
     """Up to ``limit`` images [n, size, size, 3] for int8 calibration, through the evaluation crop: from a folder
     (all JPEG/PNG/BMP/GIF files below it, sorted) or from a dataset name's training split (``data.load_source``)."""
     import tensorflow as tf
 
-    from efficientnet_keras.transforms import center_crop
+    from efficientnet_keras.transforms import eval_transform
 
     if tf.io.gfile.isdir(source):
         files = sorted(f"{d.rstrip('/')}/{f}" for d, _, fs in tf.io.gfile.walk(source) for f in fs
                        if f.lower().endswith(IMAGE_EXTENSIONS))[:limit]
         if not files:
             raise ValueError(f"No JPEG/PNG/BMP/GIF images below {source!r} to calibrate with.")
-        return np.stack([center_crop(tf.io.read_file(f), image_size, crop_fraction).numpy() for f in files])
+        return np.stack([eval_transform(tf.io.read_file(f), image_size, preprocessing, crop_fraction).numpy()
+                         for f in files])
     from efficientnet_keras.training import data as data_lib  # a dataset name: read as the trainer does
 
     train, _, info = data_lib.load_source(source)
-    ds = data_lib.make_eval_dataset(data_lib.limit(train, limit), info, image_size, 32, crop_fraction)
+    ds = data_lib.make_eval_dataset(data_lib.limit(train, limit), info, image_size, 32, crop_fraction,
+                                    preprocessing=preprocessing)
     return np.concatenate([images.numpy() for images, _ in ds])
 
 
@@ -419,7 +428,7 @@ def _define_flags():
     flags.DEFINE_string("output", None, "TFLite file to write (ends with .tflite).")
     flags.DEFINE_integer("top_k", 5, "Classes returned per image by the serving signatures.", lower_bound=1)
     flags.DEFINE_integer("image_size", None, "Serving size (default: the variant's / run's evaluation size).")
-    flags.DEFINE_float("crop_fraction", None, "Central crop (default: the run's, else 0.875).")
+    flags.DEFINE_float("crop_fraction", None, "Central crop (default: the run's, else the variant's official one).")
     flags.DEFINE_bool("fold_batchnorm", False, "Fold BatchNorm into the convolutions (faster inference, same outputs).")
     flags.DEFINE_string("calibration_data", None, "For tflite_int8: a folder of images or a dataset name.")
     flags.DEFINE_integer("calibration_examples", 200, "How many calibration images to use.", lower_bound=1)
@@ -450,7 +459,7 @@ def main(argv: list[str]) -> None:
                     raise ValueError("--format=tflite_int8 needs --calibration_data (a folder of images or a dataset "
                                      "name) to calibrate the int8 ranges.")
                 calibration = calibration_images(f.calibration_data, servable.image_size, f.calibration_examples,
-                                                 servable.crop_fraction)
+                                                 servable.crop_fraction, servable.preprocessing)
             path = export_tflite(servable, f.output, "int8" if f.format == "tflite_int8" else None, calibration,
                                  f.overwrite)
     except ValueError as e:

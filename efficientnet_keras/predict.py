@@ -21,9 +21,10 @@ flags.DEFINE_string("model", "EfficientNetLite0", "Variant to use, e.g. Efficien
 flags.DEFINE_list("images", [], "Image files (JPEG/PNG/BMP/GIF). Default: scikit-image's chelsea and coffee.")
 flags.DEFINE_string("weights", "imagenet", '"imagenet" or a weights file path.')
 flags.DEFINE_integer("top", 5, "How many classes to print per image.", lower_bound=1, upper_bound=1000)
-flags.DEFINE_float("crop_fraction", 0.875, "Central crop kept before resizing (the papers' 224/256).")
+flags.DEFINE_float("crop_fraction", None, "Central crop kept before resizing (default: the variant's official "
+                   "evaluation crop, size/(size+32); V2-S/M/L/XL at 320 px and up: the whole image).")
 
-from efficientnet_keras.transforms import DEFAULT_CROP_FRACTION  # noqa: E402  the official 224/256 evaluation crop
+from efficientnet_keras.transforms import DEFAULT_CROP_FRACTION, LEGACY_V1, Preprocessing  # noqa: E402
 
 
 def sample_images() -> dict[str, np.ndarray]:
@@ -53,12 +54,15 @@ def center_crop_resize(image: np.ndarray, size: int, crop_fraction: float = DEFA
     return center_crop(image, size, crop_fraction).numpy()
 
 
-def classify(model, images: dict[str, np.ndarray], top: int, crop_fraction: float = DEFAULT_CROP_FRACTION):
-    """``{name: [(wordnet id, class, probability), ...]}`` for each image."""
+def classify(model, images: dict[str, np.ndarray], top: int, crop_fraction: float | None = None,
+             preprocessing: Preprocessing = LEGACY_V1):
+    """``{name: [(wordnet id, class, probability), ...]}`` for each image, through the evaluation transform of
+    ``preprocessing`` (the variant's) or a fixed ``crop_fraction``."""
     from efficientnet_keras import decode_predictions
+    from efficientnet_keras.transforms import eval_transform
 
     size = model.input_shape[1]
-    batch = np.stack([center_crop_resize(img, size, crop_fraction) for img in images.values()])
+    batch = np.stack([eval_transform(img, size, preprocessing, crop_fraction).numpy() for img in images.values()])
     probs = model.predict(batch, verbose=0)
     return dict(zip(images, decode_predictions(probs, top=top)))
 
@@ -66,14 +70,15 @@ def classify(model, images: dict[str, np.ndarray], top: int, crop_fraction: floa
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from efficientnet_keras import create_model
+    from efficientnet_keras import create_model, get_variant
 
     images = {p: load_image(p) for p in FLAGS.images} if FLAGS.images else sample_images()
     try:
         model = create_model(FLAGS.model, weights=FLAGS.weights)
     except ValueError as e:  # bad model name, missing weights: the message says what to do
         raise SystemExit(f"error: {e}") from None
-    for name, predictions in classify(model, images, FLAGS.top, FLAGS.crop_fraction).items():
+    preprocessing = get_variant(FLAGS.model).preprocessing
+    for name, predictions in classify(model, images, FLAGS.top, FLAGS.crop_fraction, preprocessing).items():
         print(f"{name}:")
         for rank, (wnid, label, prob) in enumerate(predictions, 1):
             print(f"  {rank}. {label:<24} {prob:7.2%}  ({wnid})")

@@ -50,6 +50,13 @@ class Preprocessing:
     eval_full_image_from: int | None = None  # from this size on, no crop: the whole image resized
     round_offset_up: bool = False  # the crop's offset (h - side + 1) // 2 instead of (h - side) // 2
 
+    @classmethod
+    def from_record(cls, record: dict | None) -> "Preprocessing":
+        """From a run's results.json entry (``dataclasses.asdict``); runs saved before this column: LEGACY_V1."""
+        if not record:
+            return LEGACY_V1
+        return cls(**{**record, "train_area": tuple(record["train_area"])})
+
     def crop_fraction(self, size: int) -> float | None:
         """The evaluation crop at ``size`` (None: the whole image, resized without keeping its aspect)."""
         if self.eval_full_image_from is not None and size >= self.eval_full_image_from:

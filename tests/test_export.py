@@ -68,13 +68,16 @@ def encoded_photos():
 
 @pytest.mark.parametrize("variant", ["EfficientNetB0", "EfficientNetV2B0"])  # MBConv, and Fused-MBConv stages
 def test_fold_batchnorm_removes_every_batchnorm_and_keeps_outputs(variant):
+    keras.utils.set_random_seed(0)  # the random network's logit scale varies with its initialization
     model = _randomize_batchnorm(create_model(variant, weights=None, classifier_activation=None))
     folded = export.fold_batchnorm(model)
     assert not [layer for layer in folded.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert [layer.name for layer in folded.layers] == [layer.name for layer in model.layers]
     x = random_images(2, 224)
     expected = model(x, training=False).numpy()
-    np.testing.assert_allclose(folded(x, training=False).numpy(), expected, atol=1e-4, rtol=1e-4)
+    # float32 rounding of the folded kernels, compounded over the depth: up to 7e-4 of the largest logit seen
+    # with unseeded random networks (logits of +-50).
+    np.testing.assert_allclose(folded(x, training=False).numpy(), expected, atol=2e-3 * np.abs(expected).max())
     assert np.abs(expected).max() > 0.1  # the logits are not trivially small
 
 

@@ -79,10 +79,10 @@ def test_progressive_run_on_embedded_dataset_learns(tmp_path):
     # Every optimizer step is a batch: none counted at epoch ends (Keras does that for datasets of unknown length).
     iterations = [i for epoch in steps.epochs for i, _ in epoch]
     assert iterations == list(range(1, len(iterations) + 1)) and len({len(e) for e in steps.epochs}) == 1
-    assert [s["image_size"] for s in result["stages"]] == [32, 40, 48]
+    assert [s["image_size"] for s in result["stages"]] == [37, 42, 48]  # official: 32 + 16 (i + 1) / 3
     assert os.path.exists(result["model_path"])
     rows = _history(str(tmp_path / "run"))
-    assert [float(r["image_size"]) for r in rows] == [32, 32, 40, 40, 48, 48]
+    assert [float(r["image_size"]) for r in rows] == [37, 37, 42, 42, 48, 48]
     # The eval command reloads the saved model and reproduces the final evaluation.
     assert evaluate(str(tmp_path / "run"), batch_size=32)["accuracy"] == pytest.approx(result["eval"]["accuracy"])
 
@@ -303,7 +303,14 @@ QUICK_CONFIG = dict(dataset="digits", model="EfficientNetV2B0", blocks=TINY.repl
         ({"epochs": 3, "num_stages": 4}, "needs epochs >= 4"),
         ({"optimizer": "sgd"}, "optimizer must be one of rmsprop, adamw; got 'sgd'"),
         ({"max_batch_scale": 0.5}, "max_batch_scale must be >= 1"),
-        ({"max_batch_scale": 8.0, "image_size_max": 96}, "Stage 1's batch of 256 (max_batch_scale=8) is larger than"),
+        ({"max_batch_scale": 8.0, "image_size_max": 96, "progression": "paper"},
+         "Stage 1's batch of 256 (max_batch_scale=8) is larger than"),
+        ({"recipe": "imagenet21k"}, "Unknown recipe 'imagenet21k'; choose one of imagenet, finetune"),
+        ({"recipe": "finetune"}, "--recipe=finetune fine-tunes pretrained weights: pass --weights=imagenet"),
+        ({"augment": "autoaug"}, "augment must be one of randaugment, none; got 'autoaug'"),
+        ({"randaug_max": 35}, "RandAugment magnitude must be in [0, 30]"),
+        ({"mixup_max": -0.2}, "mixup_max=-0.2 is out of range"),
+        ({"cutmix_max": 20}, "cutmix_max=20 is out of range"),
         ({"blocks": "r1_k3_s1_e1_x16"}, "token 5 'x16'"),
         ({"strategy": "multiworker"}, "strategy='multiworker' needs TF_CONFIG"),
     ],

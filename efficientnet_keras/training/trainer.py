@@ -536,14 +536,17 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
 
 def _finish(c: TrainConfig, model, plan: _Plan, info, eval_ds, history, chief: bool, replicas: int) -> dict:
     """Evaluate the final (EMA) weights, save the inference model and results.json (chief only)."""
+    from efficientnet_keras.training import data as data_lib
+
     run = RunDir(c.model_dir)
     with _end_of_data_is_expected():
         results = model.evaluate(eval_ds, return_dict=True, verbose=0)
     model_path = run.join(FINAL_MODEL)
     # eval_size, preprocessing, crop_fraction and class_names are what export.load_servable serves the model with.
+    crop_fraction, preprocessing = data_lib.eval_settings(info, plan.preprocessing, c.crop_fraction)
     summary = {"eval": {k: float(v) for k, v in results.items()}, "eval_size": plan.eval_size,
-               "model_path": model_path if chief else None, "crop_fraction": c.crop_fraction,
-               "preprocessing": dataclasses.asdict(plan.preprocessing),
+               "model_path": model_path if chief else None, "crop_fraction": crop_fraction,
+               "preprocessing": dataclasses.asdict(preprocessing),
                "class_names": list(info.class_names), "stages": [dataclasses.asdict(s) for s in plan.stages],
                "replicas": replicas, "dtype_policy": keras.mixed_precision.global_policy().name}
     if chief:
@@ -594,12 +597,10 @@ def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = 
 
 def _saved_eval_transform(results: dict) -> tuple:
     """(crop_fraction, Preprocessing) a finished run evaluated with (runs before the variant column: 0.875 crop)."""
-    from efficientnet_keras.transforms import LEGACY_V1, Preprocessing
+    from efficientnet_keras.transforms import Preprocessing
 
     spec = results.get("preprocessing")
-    preprocessing = Preprocessing(**{**spec, "train_area": tuple(spec["train_area"])}) if spec else LEGACY_V1
-    fraction = results.get("crop_fraction", None if spec else 0.875)
-    return fraction, preprocessing
+    return results.get("crop_fraction", None if spec else 0.875), Preprocessing.from_record(spec)
 
 
 def _load_backbone(model, variant) -> None:
