@@ -16,7 +16,6 @@ setup(
     install_requires=[
         "tensorflow==2.21.*",
         "keras==3.15.*",
-        "keras-cv==0.9.*",
         "tensorflow-datasets==4.9.*",
         "absl-py>=2.1",
         "scikit-learn>=1.3",  # the embedded "digits" dataset (real handwritten digits)

@@ -79,7 +79,8 @@ def test_stage_changes_are_observed_inside_fit():
     """Record what the compiled train step really receives, and check what the model really did with it."""
     train, _, info = data.load_source("digits")
     train = data.limit(train, 64)
-    stages = [Stage(32, 0, 0, dropout=0.0, stochastic_depth=0.0), Stage(48, 0, 0, dropout=0.9, stochastic_depth=0.5)]
+    stages = [Stage(32, 0, 0, dropout=0.0, stochastic_depth=0.0),
+              Stage(48, 10, 0.2, dropout=0.9, stochastic_depth=0.5, cutmix_alpha=1.0)]
     state = StageState()
     batches = []
 
@@ -107,6 +108,17 @@ def test_stage_changes_are_observed_inside_fit():
     logged = history.history["loss"]
     assert logged[:2] == pytest.approx(clean[:2], abs=1e-4)
     assert all(abs(logged[e] - clean[e]) > 1e-2 for e in (2, 3))
+    # Stage 1: no RandAugment (bicubic-resized pixels are fractional), one-hot labels. Stage 2: RandAugment's uint8
+    # output (the CutMix half is whole pixels of two such images), mixup on the first half (a weight >= 1/2 per
+    # example) and CutMix on the second (one label weight, the boxes' mean area, for all of it).
+    for images, labels in batches[:4]:
+        assert np.any(images != np.round(images)) and set(np.unique(labels)) == {0.0, 1.0}
+    for images, labels in batches[4:]:
+        np.testing.assert_array_equal(images[16:], np.round(images[16:]))
+        own = labels.max(axis=1)
+        assert (own[:16] >= 0.5).all() and len(np.unique(np.round(own[:16], 5))) > 1
+        mixed = own[16:][labels[16:].max(axis=1) < 1]  # rows whose partner has another class
+        assert len(mixed) and np.allclose(mixed, mixed[0])
     # The stage's settings reach the logs (TensorBoard, CSV).
     assert history.history["image_size"] == [32, 32, 48, 48]
     assert history.history["dropout"] == pytest.approx([0, 0, 0.9, 0.9])

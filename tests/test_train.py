@@ -66,6 +66,11 @@ class _StepLog(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         self.epochs[-1].append((int(optimizer.iterations.numpy()), float(optimizer.learning_rate.numpy())))
 
+    def on_train_end(self, logs=None):  # the last fit's end comes before the trainer copies the averages in
+        bn = self.model.get_layer("stem_bn")
+        averages = {v.path: a.numpy().copy() for v, a in self.model.optimizer.averaged_pairs()}
+        self.raw_mean, self.average_mean = bn.moving_mean.numpy().copy(), averages[bn.moving_mean.path]
+
 
 @pytest.mark.slow
 def test_progressive_run_on_embedded_dataset_learns(tmp_path):
@@ -81,6 +86,10 @@ def test_progressive_run_on_embedded_dataset_learns(tmp_path):
     assert iterations == list(range(1, len(iterations) + 1)) and len({len(e) for e in steps.epochs}) == 1
     assert [s["image_size"] for s in result["stages"]] == [37, 42, 48]  # official: 32 + 16 (i + 1) / 3
     assert os.path.exists(result["model_path"])
+    # The saved model holds the EMA of the BatchNorm statistics (as of the weights), not their last raw values.
+    saved = keras.saving.load_model(result["model_path"]).get_layer("stem_bn").moving_mean.numpy()
+    np.testing.assert_array_equal(saved, steps.average_mean)
+    assert not np.allclose(saved, steps.raw_mean)
     rows = _history(str(tmp_path / "run"))
     assert [float(r["image_size"]) for r in rows] == [37, 37, 42, 42, 48, 48]
     # The eval command reloads the saved model and reproduces the final evaluation.

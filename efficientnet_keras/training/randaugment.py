@@ -61,7 +61,7 @@ def op_arguments(magnitude: float) -> dict[str, float]:
     }
 
 
-_UNITS = {"Rotate": "±{:g} degrees", "Posterize": "keep {:d} bits (shift 8 - bits, as uint8, clamped to 7)",
+_UNITS = {"Rotate": "±{:g} degrees", "Posterize": "keep {:d} bits",
           "Solarize": "invert pixels >= {:d}",
           "Color": "blend factor {:.2f}", "Contrast": "blend factor {:.2f}", "Brightness": "blend factor {:.2f}",
           "Sharpness": "blend factor {:.2f}", "ShearX": "±{:.3f}", "ShearY": "±{:.3f}",
