@@ -228,7 +228,8 @@ class SwapEMA(keras.callbacks.Callback):
     continues on the raw ones (Keras' SwapEMAWeights swaps only the trainable weights)."""
 
     def _swap(self):
-        self.model.optimizer.swap_averages()
+        optimizer = self.model.optimizer
+        getattr(optimizer, "inner_optimizer", optimizer).swap_averages()  # float16 wraps it in LossScaleOptimizer
 
     def on_test_begin(self, logs=None):
         self._swap()

@@ -381,6 +381,11 @@ def _compile(c: TrainConfig, model, plan: _Plan, kind: str) -> None:
     optimizer.average_statistics(model)
 
 
+def _ours(optimizer):
+    """Our optimizer, also when Keras wrapped it (LossScaleOptimizer under float16)."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
 def _loss(label_smoothing: float = 0.0):
     # Weighted by sample weight: padded evaluation batches (weight 0) leave the mean of the real examples.
     return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing,
@@ -440,7 +445,7 @@ def _end_of_data_is_expected():
 def _fit(c: TrainConfig, model, plan: _Plan, train_for_segment, eval_ds, callbacks) -> dict[str, list]:
     """One fit() per batch size (one in all unless max_batch_scale > 1): Keras 3.15 keeps one step count for all
     epochs of a fit(). Epoch numbers, callbacks, logs and the backup run on across the calls as one run."""
-    optimizer = model.optimizer
+    optimizer = _ours(model.optimizer)
     optimizer.defer_finalize = True
     history: dict[str, list] = {}
     for first_epoch, end_epoch, _, steps, _ in plan.segments:
@@ -589,8 +594,9 @@ def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = 
     split = data_lib.limit(split, None if dataset else config.get("eval_examples"))
     model = keras.saving.load_model(run.join(FINAL_MODEL))
     model.compile(loss=loss, metrics=_metrics())
+    crop_fraction, preprocessing = _saved_eval_transform(results)
     ds = data_lib.make_eval_dataset(split, info, eval_size or results["eval_size"], batch_size,
-                                    *_saved_eval_transform(results))
+                                    crop_fraction=crop_fraction, preprocessing=preprocessing)
     with _end_of_data_is_expected():
         return model.evaluate(ds, return_dict=True, verbose=0)
 
