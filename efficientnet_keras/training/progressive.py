@@ -101,7 +101,6 @@ PAPER = {
     "EfficientNetV2M": ProgressiveConfig((128, 380), (5, 20), (0, 0.2), (0.1, 0.4), progression="paper"),
     "EfficientNetV2L": ProgressiveConfig((128, 380), (5, 25), (0, 0.4), (0.1, 0.5), progression="paper"),
 }
-PRESETS = OFFICIAL  # older name
 
 
 def preset_for(variant: str, max_size: int, dropout: float, progression: str = "official") -> ProgressiveConfig:
