@@ -31,7 +31,7 @@ import numpy as np
 
 from efficientnet_keras import _keras_private as private
 from efficientnet_keras.layers import FoldedBatchNorm
-from efficientnet_keras.transforms import IMAGE_EXTENSIONS, LEGACY_V1, Preprocessing
+from efficientnet_keras.transforms import IMAGE_EXTENSIONS, LEGACY_V1, Preprocessing, saved_eval_transform
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"
@@ -124,9 +124,8 @@ def load_servable(model: str | keras.Model, weights: str | None = "imagenet", im
         raise ValueError(f"{net.name} takes images of any size; pass image_size (the size to serve at).")
     classes = net.output_shape[-1]
     names = class_names or run.get("class_names") or _default_class_names(classes)
-    spec = run.get("preprocessing")
-    saved_crop = run.get("crop_fraction", None if spec or not run else 0.875)  # older runs: 0.875
-    return Servable(net, int(size), list(names), crop_fraction or saved_crop, Preprocessing.from_record(spec))
+    saved_crop, preprocessing = saved_eval_transform(run)
+    return Servable(net, int(size), list(names), crop_fraction or saved_crop, preprocessing)
 
 
 def _load_keras(path: str) -> keras.Model:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 __all__ = ["DEFAULT_CROP_FRACTION", "IMAGE_EXTENSIONS", "Preprocessing", "OFFICIAL_V2", "LEGACY_V1", "decode_rgb",
-           "to_rgb_float", "center_crop", "eval_transform"]
+           "to_rgb_float", "center_crop", "eval_transform", "saved_eval_transform"]
 
 DEFAULT_CROP_FRACTION = 0.875  # 224 / 256, the official evaluation crop
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")  # what decode_rgb reads
@@ -70,6 +70,12 @@ OFFICIAL_V2 = Preprocessing("official_v2", (0.05, 1.0), 0.0, 100, "bilinear", 32
 # efficientnet (V1, Lite) preprocessing.py and efficientnetv2/preprocess_legacy.py (V2-B0..B3, 'effnetv1_*'):
 # crop area 0.08-1, min_object_covered=0.1, 10 attempts, bicubic; evaluation always crops size/(size+32).
 LEGACY_V1 = Preprocessing("legacy_v1", (0.08, 1.0), 0.1, 10, "bicubic", 32, None, round_offset_up=True)
+
+
+def saved_eval_transform(record: dict) -> tuple[float | None, Preprocessing]:
+    """(crop_fraction, Preprocessing) that a results.json / serving record names: its preprocessing and crop;
+    records from before the preprocessing column carry only a crop fraction; none: the official V1 crop."""
+    return record.get("crop_fraction"), Preprocessing.from_record(record.get("preprocessing"))
 
 
 def center_crop(image, size: int, crop_fraction: float | None = DEFAULT_CROP_FRACTION, method: str = "bicubic",

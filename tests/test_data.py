@@ -77,7 +77,7 @@ def test_epoch_seeded_order_is_reproducible_and_changes_per_epoch(digits):
     train, _, info = digits
     state = StageState()
     ds = data.make_train_dataset(train, info, STAGES, state, batch_size=16, seed=5, deterministic=True,
-                                 augmenters=StageAugmenters(STAGES, seed=5))
+                                 augmenters=StageAugmenters(STAGES))
 
     def batch(epoch):  # augmentation is stateless in (seed, epoch, position): nothing to reseed
         state.set(1, epoch)

@@ -101,7 +101,7 @@ def _switch(stage, branches):
 class StageAugmenters:
     """The stages' RandAugment magnitudes and mixing alphas, applied by the stage index the pipeline reads."""
 
-    def __init__(self, stages: Sequence[Stage], seed: int = 0):
+    def __init__(self, stages: Sequence[Stage]):
         for s in stages:
             ra.check_magnitude(s.randaug_magnitude)
             check_alpha("mixup", s.mixup_alpha)

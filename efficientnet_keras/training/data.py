@@ -537,7 +537,7 @@ def make_train_dataset(
         raise ValueError(f"batch sizes must be positive, got {batches}.")
     sizes = tf.constant([s.image_size for s in stages], tf.int32)
     stage_batches = tf.constant(batches, tf.int64)
-    augmenters = augmenters or StageAugmenters(stages, seed)
+    augmenters = augmenters or StageAugmenters(stages)
     skipped = skipped or SkippedImages()
     parallel = None if deterministic else tf.data.AUTOTUNE
     num_classes = info.num_classes
@@ -610,7 +610,7 @@ def make_eval_dataset(split: Split, info: DatasetInfo, image_size: int, batch_si
         ds = ds.shard(pipelines, input_context.input_pipeline_id)
     batch = _per_replica(batch_size, input_context)
     def decode(_, image, label):
-        return (decode_rgb(image) if image.dtype == tf.string else image), label
+        return decode_whole(image), label
 
     crop_fraction, preprocessing = eval_settings(info, preprocessing, crop_fraction)
     ds = _skip_corrupt(_keyed(ds), decode, skipped.eval, tf.data.AUTOTUNE).map(

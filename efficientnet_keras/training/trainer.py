@@ -510,7 +510,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
         tf.config.experimental.enable_op_determinism()
 
     state, skipped = data_lib.StageState(), data_lib.SkippedImages()
-    augmenters = StageAugmenters(plan.stages, c.seed)
+    augmenters = StageAugmenters(plan.stages)
     train_split = data_lib.limit(train_split, c.train_examples)
     eval_split = data_lib.limit(eval_split, c.eval_examples)
 
@@ -580,6 +580,7 @@ def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = 
              eval_size: int | None = None, eval_split: str | None = None) -> dict[str, float]:
     """Evaluate a finished run's saved model on its dataset's evaluation split (central crop)."""
     from efficientnet_keras.training import data as data_lib
+    from efficientnet_keras.transforms import saved_eval_transform
 
     run = RunDir(model_dir)
     if not run.exists(FINAL_MODEL):
@@ -594,19 +595,11 @@ def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = 
     split = data_lib.limit(split, None if dataset else config.get("eval_examples"))
     model = keras.saving.load_model(run.join(FINAL_MODEL))
     model.compile(loss=loss, metrics=_metrics())
-    crop_fraction, preprocessing = _saved_eval_transform(results)
+    crop_fraction, preprocessing = saved_eval_transform(results)
     ds = data_lib.make_eval_dataset(split, info, eval_size or results["eval_size"], batch_size,
                                     crop_fraction=crop_fraction, preprocessing=preprocessing)
     with _end_of_data_is_expected():
         return model.evaluate(ds, return_dict=True, verbose=0)
-
-
-def _saved_eval_transform(results: dict) -> tuple:
-    """(crop_fraction, Preprocessing) a finished run evaluated with (runs before the variant column: 0.875 crop)."""
-    from efficientnet_keras.transforms import Preprocessing
-
-    spec = results.get("preprocessing")
-    return results.get("crop_fraction", None if spec else 0.875), Preprocessing.from_record(spec)
 
 
 def _load_backbone(model, variant) -> None:
