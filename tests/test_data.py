@@ -73,6 +73,21 @@ def test_randaugment_magnitude_is_observed(digits):
     assert float(tf.reduce_mean(tf.abs(plain - augmented))) > 1.0
 
 
+def test_autoaugment_policy_is_applied_in_every_stage(digits):
+    train, _, info = digits
+    stages = [Stage(32, 0, 0, 0.1), Stage(32, 0, 0, 0.1)]
+    state = StageState()
+    kwargs = dict(batch_size=16, seed=3, deterministic=True)
+    plain, _ = _first(data.make_train_dataset(train, info, stages, state, **kwargs))
+    auto = data.make_train_dataset(train, info, stages, state, augmenters=StageAugmenters(stages, "autoaugment"),
+                                   **kwargs)
+    for stage in (0, 1):
+        state.set(stage, 0)
+        images, _ = _first(auto)
+        changed = np.abs(images.numpy() - plain.numpy()).reshape(16, -1).max(axis=1) > 1  # > uint8 rounding
+        assert 4 <= changed.sum() < 16  # each op has its probability; some images keep their pixels
+
+
 def test_epoch_seeded_order_is_reproducible_and_changes_per_epoch(digits):
     train, _, info = digits
     state = StageState()

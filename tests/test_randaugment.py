@@ -145,3 +145,46 @@ def test_op_table_and_magnitude_range():
     assert table["Solarize"] == "invert pixels >= 128"
     with pytest.raises(ValueError, match=r"magnitude must be in \[0, 30\]"):
         ra.randaugment(tf.zeros([8, 8, 3]), 31, tf.constant([0, 0], tf.int64))
+
+
+# ---------------------------------------------------------------------------------------------- AutoAugment v0
+
+
+def _photo(size=40):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (size, size, 3)).astype(np.float32)
+
+
+def test_autoaugment_policy_v0_table():
+    assert len(ra.POLICY_V0) == 25 and all(len(sub) == 2 for sub in ra.POLICY_V0)  # autoaugment.py policy_v0
+    assert all(op in ra.OPS and 0 <= p <= 1 and 0 <= level <= 10 for sub in ra.POLICY_V0 for op, p, level in sub)
+    assert ra.POLICY_V0[15] == (("Rotate", 1.0, 7), ("TranslateY", 0.8, 9))
+
+
+def test_autoaugment_applies_ops_with_their_probability():
+    image, seeds = _photo(), [tf.constant([s, 1], tf.int64) for s in range(300)]
+    # A certain op and a never op: exactly Invert.
+    sure = ra.autoaugment(image, seeds[0], policy=((("Invert", 1.0, 5), ("Equalize", 0.0, 5)),)).numpy()
+    np.testing.assert_array_equal(sure, 255 - image)
+    # Probability 0.4: applied to about 40% of the images (binomial sd over 300 draws is 2.8%).
+    applied = [not np.array_equal(ra.autoaugment(image, s, policy=((("Invert", 0.4, 0),),)).numpy(), image)
+               for s in seeds]
+    assert 0.31 < np.mean(applied) < 0.49
+
+
+def test_autoaugment_translation_uses_its_own_constant():
+    """distort_image_with_autoaugment passes translate_const=250 (RandAugment: 100): level 1 moves 25 px."""
+    image = np.zeros((128, 128, 3), np.uint8)
+    image[64, 100] = 255
+    out = ra.apply_op(image, "TranslateX", 1, sign=1.0, consts=ra.AUTOAUGMENT_CONSTS).numpy()
+    assert np.nonzero(out[:, :, 0] == 255)[1][0] == 75
+
+
+def test_autoaugment_draws_a_sub_policy_per_image_reproducibly():
+    image = tf.constant(_photo())
+    seeds = tf.data.Dataset.range(40).map(lambda i: tf.stack([tf.constant(3, tf.int64), i]))
+    outputs = np.stack([x.numpy() for x in seeds.map(lambda s: ra.autoaugment(image, s))])
+    assert len({o.tobytes() for o in outputs}) >= 12  # 25 sub-policies, each op applied with its probability
+    again = np.stack([x.numpy() for x in seeds.map(lambda s: ra.autoaugment(image, s))])
+    np.testing.assert_array_equal(outputs, again)
+    assert outputs.dtype == np.float32 and outputs.min() >= 0 and outputs.max() <= 255

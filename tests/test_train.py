@@ -321,7 +321,9 @@ QUICK_CONFIG = dict(dataset="digits", model="EfficientNetV2B0", blocks=TINY.repl
          "Stage 1's batch of 256 (max_batch_scale=8) is larger than"),
         ({"recipe": "imagenet21k"}, "Unknown recipe 'imagenet21k'; choose one of imagenet, finetune"),
         ({"recipe": "finetune"}, "--recipe=finetune fine-tunes pretrained weights: pass --weights=imagenet"),
-        ({"augment": "autoaug"}, "augment must be one of randaugment, none; got 'autoaug'"),
+        ({"augment": "autoaug"}, "augment must be one of randaugment, autoaugment, none; got 'autoaug'"),
+        ({"randaug_max": 10}, "randaug_max=10 sets RandAugment's magnitude, but this run's augmentation is "
+                              "'autoaugment' (EfficientNetV2B0 with the imagenet recipe"),
         ({"randaug_max": 35}, "RandAugment magnitude must be in [0, 30]"),
         ({"mixup_max": -0.2}, "mixup_max=-0.2 is out of range"),
         ({"cutmix_max": 20}, "cutmix_max=20 is out of range"),
@@ -417,7 +419,7 @@ def test_image_folder_of_real_photos_with_a_corrupt_file(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_mixed_precision_with_randaugment_mixup_and_cutmix(tmp_path, precision, float32_after):
-    result = train(TrainConfig(**{**TINY_CONFIG, "mixed_precision": precision, "randaug_max": 10.0,
+    result = train(TrainConfig(**{**TINY_CONFIG, "mixed_precision": precision, "augment": "randaugment", "randaug_max": 10.0,
                                   "mixup_max": 0.4, "cutmix_max": 1.0, "model_dir": str(tmp_path / "run")}))
     assert result["stages"][-1]["mixup_alpha"] == 0.4 and result["stages"][-1]["cutmix_alpha"] == 1.0
     assert result["dtype_policy"] == f"mixed_{precision}"
@@ -543,3 +545,18 @@ def test_unwritable_model_dir_is_refused_before_training(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(ValueError, match="cannot be written"):
         train(TrainConfig(**{**QUICK_CONFIG, "model_dir": str(blocker / "run")}))
+
+
+def test_finetune_recipe_trains_its_minimum_number_of_examples(tmp_path):
+    """main.py trains max(min_steps, epochs x steps) steps: the fine-tuning recipe's minimum raises the epochs."""
+    pytest.importorskip("torch")  # Lite0's pretrained weights come as a PyTorch file
+    run = str(tmp_path / "run")
+    config = TrainConfig(dataset="digits", model="EfficientNetLite0", recipe="finetune", weights="imagenet",
+                         model_dir=run, epochs=1, min_examples=100, train_examples=48, eval_examples=32,
+                         batch_size=16, image_size_max=32, eval_size=32, verbose=0)
+    train(config)
+    assert len(_history(run)) == 3  # ceil(100 / 48)
+    with open(os.path.join(run, "run_config.json")) as f:
+        record = json.load(f)["config"]
+    assert record["epochs"] == 3 and record["augment"] == "none" and record["ema_decay"] == 0.9996
+    train(TrainConfig(**{**config.__dict__, "resume": True}))  # the raised count is this run's, not a change

@@ -24,7 +24,9 @@ import tensorflow as tf
 from efficientnet_keras.training import randaugment as ra
 from efficientnet_keras.training.data import Stage
 
-__all__ = ["StageAugmenters", "mixup", "cutmix_masks", "cutmix", "mix"]
+__all__ = ["StageAugmenters", "POLICIES", "mixup", "cutmix_masks", "cutmix", "mix"]
+
+POLICIES = ("randaugment", "autoaugment", "none")
 
 MAX_ALPHA = 10.0  # Beta(alpha, alpha) concentrates at 1/2 long before this; larger values are a typo
 
@@ -99,17 +101,28 @@ def _switch(stage, branches):
 
 
 class StageAugmenters:
-    """The stages' RandAugment magnitudes and mixing alphas, applied by the stage index the pipeline reads."""
+    """The stages' RandAugment magnitudes and mixing alphas, applied by the stage index the pipeline reads.
 
-    def __init__(self, stages: Sequence[Stage]):
+    ``policy``: "randaugment" (each stage's magnitude; 0 turns it off), "autoaugment" (policy v0 in every stage,
+    which has no magnitude: the official progression then varies only size and mixing) or "none"."""
+
+    def __init__(self, stages: Sequence[Stage], policy: str = "randaugment"):
+        if policy not in POLICIES:
+            raise ValueError(f"augment must be one of {', '.join(POLICIES)}; got {policy!r}.")
+        self.policy = policy
         for s in stages:
             ra.check_magnitude(s.randaug_magnitude)
             check_alpha("mixup", s.mixup_alpha)
             check_alpha("cutmix", s.cutmix_alpha)
         self.stages = list(stages)
 
-    def randaugment(self, stage, image, seed):
-        """One image [H, W, 3], float32 in [0, 255]: two official ops drawn for it from ``seed``."""
+    def augment(self, stage, image, seed):
+        """One image [H, W, 3], float32 in [0, 255]: the policy's ops drawn for it from ``seed``."""
+        if self.policy == "autoaugment":
+            return ra.autoaugment(image, seed)
+        if self.policy == "none":
+            return image
+
         def branch(magnitude):
             return (lambda: ra.randaugment(image, magnitude, seed)) if magnitude > 0 else (lambda: image)
 

@@ -560,7 +560,7 @@ def make_train_dataset(
             element = element_seed(key)
             # preprocess_for_finetune resizes the whole image with tf.image.resize's default, bilinear.
             image = _resize_and_flip(crop, size, element, preprocessing.resize if random_crop else "bilinear")
-            image = augmenters.randaugment(stage, image, tf.random.experimental.stateless_fold_in(element, 2))
+            image = augmenters.augment(stage, image, tf.random.experimental.stateless_fold_in(element, 2))
             if finetune_cutout:
                 image = finetune_cutout_op(image, element)
             return image, label

@@ -142,8 +142,9 @@ class ProgressiveLearning(keras.callbacks.Callback):
     """Switch image size and regularization at stage boundaries of a single ``fit`` run."""
 
     def __init__(self, stages: Sequence[Stage], epochs: int, state: StageState,
-                 seed: int = 0, verbose: int = 1):
+                 seed: int = 0, verbose: int = 1, augment: str = "randaugment"):
         super().__init__()
+        self.augment = augment
         if epochs < len(stages):
             raise ValueError(f"{len(stages)} stages need at least {len(stages)} epochs; got epochs={epochs}.")
         self.stages = list(stages)
@@ -163,8 +164,10 @@ class ProgressiveLearning(keras.callbacks.Callback):
         reseed([self.model], self.seed + 1, epoch)  # dropout and stochastic-depth masks
         set_regularization(self.model, dropout=stage.dropout, stochastic_depth=stage.stochastic_depth)
         if index != self.current and self.verbose:
+            augment = {"randaugment": f"RandAugment {stage.randaug_magnitude:g}", "autoaugment": "AutoAugment v0",
+                       "none": "no augmentation"}[self.augment]
             print(f"\nProgressive learning: stage {index + 1}/{len(self.stages)} from epoch {epoch + 1}: "
-                  f"image {stage.image_size}px, RandAugment {stage.randaug_magnitude:g}, mixup {stage.mixup_alpha:g}, "
+                  f"image {stage.image_size}px, {augment}, mixup {stage.mixup_alpha:g}, "
                   f"cutmix {stage.cutmix_alpha:g}, "
                   f"dropout {stage.dropout:g}, stochastic depth {stage.stochastic_depth:g}")
         self.current = index

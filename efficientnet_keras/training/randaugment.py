@@ -1,4 +1,6 @@
-"""RandAugment as the official EfficientNetV2 code runs it (google/automl ``efficientnetv2/autoaugment.py``).
+"""RandAugment and AutoAugment as the official EfficientNetV2 code runs them (google/automl
+``efficientnetv2/autoaugment.py``). AutoAugment (``autoaugment``) applies the paper's ImageNet policy v0 with the
+same ops; the rest of this docstring describes RandAugment.
 
 Per image: ``num_layers`` ops, each drawn uniformly from the 16 official ops and always applied, all at one
 magnitude M on the official level scale (level / 10 scales each op's range; above 10 extrapolates). The image is
@@ -23,7 +25,8 @@ import math
 
 import tensorflow as tf
 
-__all__ = ["OPS", "MAX_LEVEL", "MAX_MAGNITUDE", "op_arguments", "describe", "randaugment", "check_magnitude"]
+__all__ = ["OPS", "MAX_LEVEL", "MAX_MAGNITUDE", "POLICY_V0", "op_arguments", "describe", "randaugment", "autoaugment",
+           "check_magnitude"]
 
 MAX_LEVEL = 10.0  # autoaugment.py _MAX_LEVEL: magnitude 10 is each op's reference strength
 MAX_MAGNITUDE = 30.0  # the RandAugment paper's largest magnitude (M in 5..30)
@@ -41,9 +44,10 @@ def check_magnitude(magnitude: float) -> None:
                          f"each op's reference strength); got {magnitude:g}.")
 
 
-def op_arguments(magnitude: float) -> dict[str, float]:
+def op_arguments(magnitude: float, translate_const: int = TRANSLATE_CONST,
+                 cutout_const: int = CUTOUT_CONST) -> dict[str, float]:
     """Each op's argument at ``magnitude`` (``level_to_arg`` of the official code); signed ops' magnitude before
-    the random sign. Ops without an argument map to 0."""
+    the random sign. Ops without an argument map to 0. The constants are RandAugment's; AutoAugment passes its own."""
     m = magnitude / MAX_LEVEL
     enhance = m * 1.8 + 0.1
     return {
@@ -55,8 +59,8 @@ def op_arguments(magnitude: float) -> dict[str, float]:
         "Solarize": int(m * 256) % 256,  # threshold
         "Color": enhance, "Contrast": enhance, "Brightness": enhance, "Sharpness": enhance,  # blend factor
         "ShearX": m * 0.3, "ShearY": m * 0.3,  # shear coefficient
-        "TranslateX": m * TRANSLATE_CONST, "TranslateY": m * TRANSLATE_CONST,  # pixels
-        "Cutout": int(m * CUTOUT_CONST),  # half side of the square, pixels
+        "TranslateX": m * translate_const, "TranslateY": m * translate_const,  # pixels
+        "Cutout": int(m * cutout_const),  # half side of the square, pixels
         "SolarizeAdd": int(m * 110),  # added below threshold 128
     }
 
@@ -211,9 +215,9 @@ def cutout(image, pad_size: int, center, replace=FILL):
 # ---------------------------------------------------------------------------------------------- the policy
 
 
-def _branches(image, magnitude: float, sign, center):
+def _branches(image, magnitude: float, sign, center, consts=(TRANSLATE_CONST, CUTOUT_CONST)):
     """One function per op, in OPS order, applying it at ``magnitude`` (signed ops take ``sign``: +1 or -1)."""
-    a = op_arguments(magnitude)
+    a = op_arguments(magnitude, *consts)
     return [
         lambda: autocontrast(image),
         lambda: equalize(image),
@@ -235,10 +239,11 @@ def _branches(image, magnitude: float, sign, center):
     ]
 
 
-def apply_op(image, name: str, magnitude: float, sign: float = 1.0, center=None):
-    """One official op on a uint8 image [H, W, 3] (tests and the op table use it)."""
+def apply_op(image, name: str, magnitude: float, sign: float = 1.0, center=None,
+             consts=(TRANSLATE_CONST, CUTOUT_CONST)):
+    """One official op on a uint8 image [H, W, 3] (AutoAugment's sub-policies and the tests use it)."""
     center = tf.constant([0, 0], tf.int32) if center is None else tf.cast(center, tf.int32)
-    return _branches(tf.convert_to_tensor(image, tf.uint8), magnitude, sign, center)[OPS.index(name)]()
+    return _branches(tf.convert_to_tensor(image, tf.uint8), magnitude, sign, center, consts)[OPS.index(name)]()
 
 
 def randaugment(image, magnitude: float, seed, num_layers: int = 2) -> tf.Tensor:
@@ -255,3 +260,48 @@ def randaugment(image, magnitude: float, seed, num_layers: int = 2) -> tf.Tensor
         center = tf.cast(tf.floor(draws[layer, 2:] * size), tf.int32)
         x = tf.ensure_shape(tf.switch_case(op, _branches(x, magnitude, sign, center)), [None, None, 3])
     return tf.cast(x, tf.float32)
+
+
+# autoaugment.py policy_v0: the AutoAugment paper's ImageNet policy, which the official code applies for
+# augname 'autoaug' (EfficientNet V1 and V2-B0..B3: 'effnetv1_autoaug'). Sub-policies of (op, probability, level).
+POLICY_V0 = (
+    (("Equalize", 0.8, 1), ("ShearY", 0.8, 4)), (("Color", 0.4, 9), ("Equalize", 0.6, 3)),
+    (("Color", 0.4, 1), ("Rotate", 0.6, 8)), (("Solarize", 0.8, 3), ("Equalize", 0.4, 7)),
+    (("Solarize", 0.4, 2), ("Solarize", 0.6, 2)), (("Color", 0.2, 0), ("Equalize", 0.8, 8)),
+    (("Equalize", 0.4, 8), ("SolarizeAdd", 0.8, 3)), (("ShearX", 0.2, 9), ("Rotate", 0.6, 8)),
+    (("Color", 0.6, 1), ("Equalize", 1.0, 2)), (("Invert", 0.4, 9), ("Rotate", 0.6, 0)),
+    (("Equalize", 1.0, 9), ("ShearY", 0.6, 3)), (("Color", 0.4, 7), ("Equalize", 0.6, 0)),
+    (("Posterize", 0.4, 6), ("AutoContrast", 0.4, 7)), (("Solarize", 0.6, 8), ("Color", 0.6, 9)),
+    (("Solarize", 0.2, 4), ("Rotate", 0.8, 9)), (("Rotate", 1.0, 7), ("TranslateY", 0.8, 9)),
+    (("ShearX", 0.0, 0), ("Solarize", 0.8, 4)), (("ShearY", 0.8, 0), ("Color", 0.6, 4)),
+    (("Color", 1.0, 0), ("Rotate", 0.6, 2)), (("Equalize", 0.8, 4), ("Equalize", 0.0, 8)),
+    (("Equalize", 1.0, 4), ("AutoContrast", 0.6, 2)), (("ShearY", 0.4, 7), ("SolarizeAdd", 0.6, 7)),
+    (("Posterize", 0.8, 2), ("Solarize", 0.6, 10)), (("Solarize", 0.6, 8), ("Equalize", 0.6, 1)),
+    (("Color", 0.8, 6), ("Rotate", 0.4, 5)),
+)
+AUTOAUGMENT_CONSTS = (250, 100)  # distort_image_with_autoaugment: translate_const, cutout_const
+
+
+def autoaugment(image, seed, policy=POLICY_V0) -> tf.Tensor:
+    """AutoAugment as ``distort_image_with_autoaugment(image, 'v0')``: one sub-policy drawn uniformly for this
+    image from ``seed`` ([2] int), each of its ops applied with its probability (``_apply_func_with_prob``) at its
+    level, signed ops with a random sign. ``image`` float RGB [H, W, 3] in [0, 255]; returns float32."""
+    x = tf.cast(tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 255.0), tf.uint8)
+    choice, draws = tf.random.stateless_uniform([1], seed=seed), tf.random.stateless_uniform(
+        [max(map(len, policy)), 4], seed=tf.random.experimental.stateless_fold_in(seed, 1))
+    size = tf.cast(tf.shape(x)[:2], tf.float32)
+
+    def sub_policy(ops):
+        def run():
+            y = x
+            for i, (name, prob, level) in enumerate(ops):
+                sign = tf.where(draws[i, 1] < 0.5, -1.0, 1.0)
+                center = tf.cast(tf.floor(draws[i, 2:] * size), tf.int32)
+                y = tf.cond(tf.floor(draws[i, 0] + prob) > 0,  # official: cast(floor(u + prob), bool)
+                            lambda y=y, n=name, v=level, s=sign, c=center: apply_op(y, n, v, s, c, AUTOAUGMENT_CONSTS),
+                            lambda y=y: y)
+            return tf.ensure_shape(y, [None, None, 3])
+        return run
+
+    index = tf.minimum(tf.cast(choice[0] * len(policy), tf.int32), len(policy) - 1)
+    return tf.cast(tf.switch_case(index, [sub_policy(ops) for ops in policy]), tf.float32)

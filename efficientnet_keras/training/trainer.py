@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import math
 import warnings
 from typing import Any
 
@@ -58,6 +59,9 @@ class TrainConfig:
     max_batch_scale: float = _field(1.0, "Larger batches at small images: stage batch = batch_size x min(this, "
                                          "(max size / size)^2), learning rate scaled alike; 1 keeps it fixed.")
     epochs: int = _field(8, "Epochs (passes over the training split).")
+    min_examples: int | None = _field(None, "Train at least this many examples: epochs are raised to cover them "
+                                            "(the official fine-tuning's min_steps 10000 at batch 512 = 5,120,000); "
+                                            "default: the recipe's (imagenet 0).")
     progressive: bool | None = _field(None, "Progressive learning: image size and regularization grow per stage "
                                             "(default: the recipe's).")
     progression: str = _field("official", "official (the google/automl code: sizes ibase+(S-ibase)(i+1)/M, dropout "
@@ -76,8 +80,10 @@ class TrainConfig:
                                     choices=("random", "whole"))
     cutout: bool | None = _field(None, "The official fine-tuning Cutout (a noise square of half the image side); "
                                        "default: the recipe's.")
-    augment: str | None = _field(None, "randaugment (the official op set) or none; default: the recipe's.",
-                                 choices=("randaugment", "none"))
+    augment: str | None = _field(None, "randaugment (the official op set, magnitude per stage), autoaugment (the "
+                                       "official policy v0) or none; default: the recipe's (imagenet: the "
+                                       "variant's official one, AutoAugment for V1 and V2-B0..B3).",
+                                 choices=("randaugment", "autoaugment", "none"))
     strategy: str = _field("auto", "auto|tpu|mirrored|multiworker (cluster from TF_CONFIG)|default.",
                            resumable=True, choices=("auto", "tpu", "mirrored", "multiworker", "default"))
     cpu_devices: int = _field(0, "With --strategy=mirrored: split the CPU into this many logical devices.",
@@ -162,11 +168,23 @@ def _check_config(c: TrainConfig) -> None:
         raise ValueError(f"max_batch_scale must be >= 1 (1 keeps the batch fixed), got {c.max_batch_scale}.")
     if not 0 <= c.ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {c.ema_decay}.")
+    if c.min_examples is not None and c.min_examples < 0:
+        raise ValueError(f"min_examples must be >= 0 (0: train exactly --epochs), got {c.min_examples}.")
     if c.learning_rate_per_256 <= 0 or c.weight_decay < 0:
         raise ValueError(f"learning_rate_per_256 must be > 0 and weight_decay >= 0; got {c.learning_rate_per_256} and "
                          f"{c.weight_decay}.")
     if c.blocks and c.weights:
         raise ValueError("A custom --blocks network has no pretrained weights; drop --weights.")
+
+
+def _cover_min_examples(c: TrainConfig, num_train: int) -> TrainConfig:
+    """As the official ``main.py`` (train_steps = max(min_steps, epochs x steps_per_epoch)), in passes over the data:
+    epochs become at least ceil(min_examples / num_train). The run record keeps the raised count."""
+    epochs = max(c.epochs, math.ceil((c.min_examples or 0) / num_train))
+    if epochs > c.epochs and c.verbose:
+        print(f"The {c.recipe} recipe trains at least {c.min_examples:,} examples: {epochs} epochs of {num_train:,} "
+              f"instead of {c.epochs} (--min_examples=0 keeps --epochs).")
+    return dataclasses.replace(c, epochs=epochs)
 
 
 def _check_regularization(c: TrainConfig) -> None:
@@ -175,6 +193,10 @@ def _check_regularization(c: TrainConfig) -> None:
 
     if c.randaug_max is not None:
         check_magnitude(c.randaug_max)
+        if c.randaug_max > 0 and c.augment != "randaugment":
+            raise ValueError(f"randaug_max={c.randaug_max:g} sets RandAugment's magnitude, but this run's augmentation "
+                             f"is {c.augment!r} ({c.model} with the {c.recipe} recipe, or --augment); add "
+                             "--augment=randaugment, or drop --randaug_max.")
     for name in ("mixup_max", "cutmix_max"):
         value = getattr(c, name)
         if value is not None and not 0 <= value <= MAX_ALPHA:
@@ -209,7 +231,7 @@ def _stages(c: TrainConfig, variant):
                                  stochastic_depth=(c.stochastic_depth, c.stochastic_depth))
     if c.dropout is not None:
         preset = dataclasses.replace(preset, dropout=(c.dropout, c.dropout))
-    randaug_max = 0.0 if c.augment == "none" else c.randaug_max
+    randaug_max = c.randaug_max if c.augment == "randaugment" else 0.0
     for name, value in (("randaug_magnitude", randaug_max), ("mixup_alpha", c.mixup_max),
                         ("cutmix_alpha", c.cutmix_max)):
         if value is not None:
@@ -419,7 +441,8 @@ def _callbacks(c: TrainConfig, plan: _Plan, state, skipped, chief: bool, extra) 
     from efficientnet_keras.training.progressive import ProgressiveLearning
 
     run = RunDir(c.model_dir)
-    callbacks = [ProgressiveLearning(plan.stages, c.epochs, state, seed=c.seed, verbose=c.verbose),
+    callbacks = [ProgressiveLearning(plan.stages, c.epochs, state, seed=c.seed, verbose=c.verbose,
+                                     augment=c.augment),
                  _SkippedImagesLog(skipped, c.verbose)]
     if c.ema_decay > 0:
         # Validation sees the averaged weights and BatchNorm statistics; between epochs the model holds the raw
@@ -502,6 +525,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
         raise ValueError(f"batch_size={c.batch_size} is not divisible by the {replicas} replicas of the "
                          f"{c.strategy!r} strategy; use a multiple of {replicas}.")
     train_split, eval_split, info = data_lib.load_source(c.dataset, c.data_dir, c.train_split, c.eval_split)
+    c = _cover_min_examples(c, min(info.num_train, c.train_examples or info.num_train))
     plan = _plan(c, variant, info, replicas)
     chief = _claim_model_dir(c, strategy, info.num_classes)
     keras.mixed_precision.set_global_policy(distribute.resolve_mixed_precision(c.mixed_precision, kind))
@@ -510,7 +534,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
         tf.config.experimental.enable_op_determinism()
 
     state, skipped = data_lib.StageState(), data_lib.SkippedImages()
-    augmenters = StageAugmenters(plan.stages)
+    augmenters = StageAugmenters(plan.stages, policy=c.augment)
     train_split = data_lib.limit(train_split, c.train_examples)
     eval_split = data_lib.limit(eval_split, c.eval_examples)
 
