@@ -15,7 +15,7 @@ from typing import Mapping
 import keras
 import numpy as np
 
-__all__ = ["lukemelas_to_keras", "load_torch_state_dict", "block_prefixes"]
+__all__ = ["lukemelas_to_keras", "load_torch_state_dict", "block_prefixes", "assign_layers"]
 
 # PyTorch module -> Keras layer suffix, inside a block.
 _BLOCK_MODULES = {
@@ -107,6 +107,16 @@ def lukemelas_to_keras(model: keras.Model, state_dict: Mapping[str, np.ndarray],
         var_name, value = _to_keras(param, array, layers[name])
         assigned.setdefault(name, {})[var_name] = value
 
+    assign_layers(model, assigned, source)
+
+
+def assign_layers(model: keras.Model, assigned: dict[str, dict[str, np.ndarray]], source: str) -> None:
+    """Set every weighted layer of ``model`` from ``assigned`` (layer name -> {variable short name: array}).
+
+    All or nothing per model: raises ValueError naming the first layer without values, the first variable that
+    is missing or has another shape, or the layers whose values were not used."""
+    assigned = dict(assigned)
+    updates = []
     for layer in model.layers:
         if not layer.weights:
             continue
@@ -117,33 +127,17 @@ def lukemelas_to_keras(model: keras.Model, state_dict: Mapping[str, np.ndarray],
         for w in layer.weights:
             short = w.path.split("/")[-1]
             if short not in given:
-                raise ValueError(f"{source}: layer '{layer.name}' lacks '{short}' in the state_dict.")
+                raise ValueError(f"{source}: layer '{layer.name}' lacks '{short}' in the file.")
             if tuple(given[short].shape) != tuple(w.shape):
                 raise ValueError(
                     f"{source}: layer '{layer.name}' variable '{short}' has shape {tuple(w.shape)} in the model but "
                     f"{tuple(given[short].shape)} in the file: the file is for another variant or class count."
                 )
             values.append(given[short])
-        layer.set_weights(values)
+        updates.append((layer, values))
     if assigned:
         raise ValueError(f"{source}: tensors for layers {sorted(assigned)} were not used by model '{model.name}'.")
+    for layer, values in updates:
+        layer.set_weights(values)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI: convert a lukemelas ``.pth`` into a Keras ``.weights.h5`` for a named variant."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 3:
-        print("usage: python -m efficientnet_keras.weights.convert MODEL SRC.pth OUT.weights.h5", file=sys.stderr)
-        return 2
-    from efficientnet_keras.models import create_model
-
-    variant, src, out = argv
-    model = create_model(variant, weights=None)
-    lukemelas_to_keras(model, load_torch_state_dict(src), source=src)
-    model.save_weights(out)
-    print(f"wrote {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
