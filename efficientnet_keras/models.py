@@ -174,7 +174,9 @@ def create_model(
     if resolved is not None:
         weights_lib.load_resolved(model, *resolved)
     elif weights is not None:
-        weights_lib.load_file(model, weights)
+        from efficientnet_keras.weights.official import official_model_name
+
+        weights_lib.load_file(model, weights, official_name=official_model_name(v.name))
     return model
 
 

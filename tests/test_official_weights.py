@@ -16,14 +16,14 @@ CASES = {c["case"]: c for c in oc.cases()}
 VARIANT = {"efficientnetv2-b0": "EfficientNetV2B0", "efficientnet-b0": "EfficientNetB0"}
 
 
-def _ours(case, include_top=True):
+def _ours(case, include_top=True, include_preprocessing=False):
     """Our network of the fixture's configuration: the variant's blocks at the case's width, depth and head."""
     v = get_variant(VARIANT[case["model_name"]])
     cfg = case["model_config"]
     family = dataclasses.replace(v.family, head_filters=cfg["feature_size"])
     return build_efficientnet(v.blocks, cfg["width_coefficient"], cfg["depth_coefficient"], case["size"],
                               family=family, name=case["model_name"], include_top=include_top,
-                              classes=case["classes"], classifier_activation=None, include_preprocessing=False,
+                              classes=case["classes"], classifier_activation=None, include_preprocessing=include_preprocessing,
                               input_shape=(None, None, 3))
 
 
@@ -37,6 +37,17 @@ def test_official_checkpoint_reproduces_the_official_logits(tmp_path, name):
     assert logits.shape == (2, case["classes"])
     np.testing.assert_allclose(logits, np.array(case["logits"]), atol=1e-4, rtol=0)
     assert os.path.exists(prefix + ".index")
+
+
+def test_v1_input_normalization_is_the_official_mean_and_std(tmp_path):
+    """keras.applications V1 keeps its normalization as weights; from an official checkpoint they are ImageNet's."""
+    from efficientnet_keras.builder import IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB
+
+    case = CASES["v1_b0_1k"]
+    model = _ours(case, include_preprocessing=True)
+    official.load_checkpoint_into(model, oc.write(str(tmp_path / "ckpt"), case["variables"]))
+    pixels = (oc.inputs(case["size"]) * np.array(IMAGENET_STDDEV_RGB) + np.array(IMAGENET_MEAN_RGB)) * 255.0
+    np.testing.assert_allclose(model.predict(pixels.astype(np.float32), verbose=0), case["logits"], atol=1e-4, rtol=0)
 
 
 def test_ema_shadows_are_preferred_over_raw_values(tmp_path):
@@ -77,3 +88,18 @@ def test_bad_checkpoints_fail_with_the_reason(tmp_path):
         official.read_checkpoint(v1_ckpt)
     with pytest.raises(ValueError, match="neither a folder nor a checkpoint prefix"):
         official.read_checkpoint(str(tmp_path / "nothing"))
+
+
+def test_create_model_takes_an_official_checkpoint_folder_and_checks_its_variant(tmp_path):
+    from efficientnet_keras.models import create_model
+
+    folder = tmp_path / "efficientnet-b0"
+    folder.mkdir()
+    oc.write(str(folder / "model.ckpt"), CASES["v1_b0_1k"]["variables"], slots=False)
+    with pytest.raises(ValueError, match="is a checkpoint of 'efficientnet-b0', not of 'efficientnetv2-b0'; use the "
+                                         "efficientnet-b0 constructor"):
+        create_model("EfficientNetV2B0", weights=str(folder))
+    with pytest.raises(ValueError, match="layer 'stem_conv' variable 'kernel' has shape"):
+        create_model("EfficientNetB0", weights=str(folder / "model.ckpt"))  # the full-width B0: shapes differ
+    with pytest.raises(ValueError, match="or an official TensorFlow checkpoint"):
+        create_model("EfficientNetB0", weights=str(tmp_path / "missing"))

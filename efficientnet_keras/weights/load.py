@@ -20,7 +20,7 @@ import keras
 from efficientnet_keras.weights.convert import load_torch_state_dict, lukemelas_to_keras
 from efficientnet_keras.weights.registry import REGISTRY, WeightsSource, sources_for
 
-__all__ = ["check_weights_argument", "load_resolved", "load_file", "resolve_imagenet", "check_weights_file", "cache_dir"]
+__all__ = ["check_weights_argument", "is_official_checkpoint", "load_resolved", "load_file", "resolve_imagenet", "check_weights_file", "cache_dir"]
 
 
 def cache_dir() -> str:
@@ -56,12 +56,23 @@ def check_weights_argument(variant, weights, include_top: bool, classes: int, cl
         return True
     if not isinstance(weights, (str, os.PathLike)):
         raise ValueError(f'weights must be None, "imagenet" or a file path; got {weights!r}.')
+    if is_official_checkpoint(weights):
+        return True
     if not os.path.isfile(weights):
         raise ValueError(
-            f"Weights file {os.fspath(weights)!r} does not exist. Pass None, \"imagenet\", or the path of a "
-            ".weights.h5, .keras or Keras .h5 file."
+            f"Weights file {os.fspath(weights)!r} does not exist. Pass None, \"imagenet\", the path of a "
+            ".weights.h5, .keras or Keras .h5 file, or an official TensorFlow checkpoint (the folder a released "
+            "archive extracts to, or its model.ckpt prefix)."
         )
     return False
+
+
+def is_official_checkpoint(path) -> bool:
+    """A folder holding a name-based checkpoint (``*.index``), or a checkpoint prefix."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return any(name.endswith(".index") for name in os.listdir(path))
+    return os.path.isfile(path + ".index")
 
 
 def _file_hash(path: str, algorithm: str) -> str:
@@ -135,9 +146,15 @@ def load_resolved(model: keras.Model, path: str, source: WeightsSource) -> None:
         load_file(model, path)
 
 
-def load_file(model: keras.Model, path: str | os.PathLike) -> None:
-    """Load a Keras weights file; a file that does not fit raises, naming the first layer, before any assignment."""
+def load_file(model: keras.Model, path: str | os.PathLike, official_name: str | None = None) -> None:
+    """Load a Keras weights file, or an official TensorFlow checkpoint (converted by its variable names); weights
+    that do not fit raise, naming the first layer or variable, before any assignment."""
     path = os.fspath(path)
+    if is_official_checkpoint(path):
+        from efficientnet_keras.weights.official import load_checkpoint_into
+
+        load_checkpoint_into(model, path, expected_name=official_name)
+        return
     check_weights_file(model, path)
     model.load_weights(path)
 

@@ -144,7 +144,21 @@ def official_to_keras(model: keras.Model, variables: Mapping[str, np.ndarray], s
                              f"({len(blocks)} blocks): the checkpoint is of another network.")
         short = "kernel" if var == "depthwise_kernel" else var
         assigned.setdefault(target, {})[short] = value
-    assign_layers(model, assigned, source)
+    assign_layers(model, {**_input_normalization(model), **assigned}, source)
+
+
+def _input_normalization(model: keras.Model) -> dict[str, dict[str, np.ndarray]]:
+    """keras.applications V1 keeps its input normalization as weights, which its files carry and the official
+    checkpoints do not: the official V1 code normalizes by the ImageNet mean and standard deviation."""
+    from efficientnet_keras.builder import IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB
+
+    out = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Normalization) and layer.weights:
+            out[layer.name] = {"mean": np.array(IMAGENET_MEAN_RGB, np.float32),
+                               "variance": np.square(np.array(IMAGENET_STDDEV_RGB, np.float32)),
+                               "count": np.array(0, np.int64)}
+    return out
 
 
 def load_checkpoint_into(model: keras.Model, path: str, expected_name: str | None = None) -> None:
