@@ -141,3 +141,21 @@ def assign_layers(model: keras.Model, assigned: dict[str, dict[str, np.ndarray]]
         layer.set_weights(values)
 
 
+def main(argv: list[str] | None = None) -> int:
+    """CLI: convert a lukemelas ``.pth`` into a Keras ``.weights.h5`` for a named variant."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 3:
+        print("usage: python -m efficientnet_keras.weights.convert MODEL SRC.pth OUT.weights.h5", file=sys.stderr)
+        return 2
+    from efficientnet_keras.models import create_model
+
+    variant, src, out = argv
+    model = create_model(variant, weights=None)
+    lukemelas_to_keras(model, load_torch_state_dict(src), source=src)
+    model.save_weights(out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
