@@ -177,6 +177,11 @@ def _check_config(c: TrainConfig) -> None:
         raise ValueError("A custom --blocks network has no pretrained weights; drop --weights.")
 
 
+def _num_train(c: TrainConfig, info) -> int:
+    """Training examples per epoch: the split, or its first ``train_examples``."""
+    return min(info.num_train, c.train_examples or info.num_train)
+
+
 def _cover_min_examples(c: TrainConfig, num_train: int) -> TrainConfig:
     """As the official ``main.py`` (train_steps = max(min_steps, epochs x steps_per_epoch)), in passes over the data:
     epochs become at least ceil(min_examples / num_train). The run record keeps the raised count."""
@@ -333,7 +338,7 @@ def _plan(c: TrainConfig, variant, info, replicas: int) -> _Plan:
     from efficientnet_keras.training.progressive import OFFICIAL, scale_batch
 
     stages = _stages(c, variant)
-    num_train = min(info.num_train, c.train_examples or info.num_train)
+    num_train = _num_train(c, info)
     steps_per_epoch = num_train // c.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch_size={c.batch_size} is larger than the {num_train} training examples.")
@@ -525,7 +530,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
         raise ValueError(f"batch_size={c.batch_size} is not divisible by the {replicas} replicas of the "
                          f"{c.strategy!r} strategy; use a multiple of {replicas}.")
     train_split, eval_split, info = data_lib.load_source(c.dataset, c.data_dir, c.train_split, c.eval_split)
-    c = _cover_min_examples(c, min(info.num_train, c.train_examples or info.num_train))
+    c = _cover_min_examples(c, _num_train(c, info))
     plan = _plan(c, variant, info, replicas)
     chief = _claim_model_dir(c, strategy, info.num_classes)
     keras.mixed_precision.set_global_policy(distribute.resolve_mixed_precision(c.mixed_precision, kind))

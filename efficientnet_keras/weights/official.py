@@ -27,8 +27,7 @@ from efficientnet_keras.weights.convert import assign_layers, block_prefixes
 __all__ = ["read_checkpoint", "official_to_keras", "official_model_name", "checkpoint_model_name"]
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
-_SKIPPED = re.compile(r"(/RMSProp(_\d+)?|/Momentum|/Adam(_\d+)?|/ExponentialMovingAverage)$|^global_step$")
-_BN_VARS = {"gamma", "beta", "moving_mean", "moving_variance"}
+_SKIPPED = re.compile(r"(/RMSProp(_\d+)?|/Momentum|/Adam(_\d+)?)$|^global_step$")  # optimizer state
 
 
 def official_model_name(keras_name: str) -> str:
