@@ -12,7 +12,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["efficientnet_keras", "efficientnet_keras.*"]),
-    package_data={"efficientnet_keras": ["imagenet_class_index.json"]},
+    package_data={"efficientnet_keras": ["imagenet_class_index.json", "imagenet21k_classes.txt.gz", "weights/samples/*.jpg"]},
     install_requires=[
         "tensorflow==2.21.*",
         "keras==3.15.*",

@@ -202,8 +202,8 @@ class _Builder:
         x = self.bn(x, f"{prefix}bn")
         return layers.Activation(self.family.activation, name=f"{prefix}activation")(x) if act else x
 
-    def preprocessing(self, x, channels: int, pretrained_v1: bool):
-        kind = self.family.preprocessing
+    def preprocessing(self, x, channels: int, pretrained_v1: bool, kind: str | None = None):
+        kind = kind or self.family.preprocessing
         if kind == "imagenet_or_unit":
             kind = "imagenet" if channels == 3 else "unit"
         if kind == "imagenet_adapt":
@@ -324,11 +324,14 @@ def build_efficientnet(
     include_preprocessing: bool = True,
     pretrained: bool = False,
     imagenet_v1_rescaling: bool = False,
+    preprocessing: str | None = None,
 ) -> keras.Model:
     """Build an EfficientNet from block-args strings and scaling coefficients (no weights are loaded).
 
     ``pretrained`` only tightens input checks (3 channels); ``imagenet_v1_rescaling`` adds the extra
-    ``rescaling_1`` layer keras.applications V1 uses with its ImageNet files. ``efficientnet_keras.models``
+    ``rescaling_1`` layer keras.applications V1 uses with its ImageNet files. ``preprocessing`` overrides the
+    family's input normalization (a ``Family.preprocessing`` value), e.g. ``"unit"`` for V2-B0 weights trained on
+    [-1, 1] inputs. ``efficientnet_keras.models``
     wraps this with weight loading for the named variants.
     """
     if isinstance(family, str):
@@ -356,7 +359,7 @@ def build_efficientnet(
     channels = img_input.shape[b.bn_axis]
     x = img_input
     if include_preprocessing:
-        x = b.preprocessing(x, channels, imagenet_v1_rescaling)
+        x = b.preprocessing(x, channels, imagenet_v1_rescaling, preprocessing)
 
     stem = family.stem_filters if family.stem_filters is not None else decoded[0].input_filters
     stem_filters = b.filters(stem, fixed=family.fixed_stem_head)

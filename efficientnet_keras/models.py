@@ -138,20 +138,33 @@ def create_model(
     input_tensor=None,
     input_shape: Sequence[int | None] | None = None,
     pooling: str | None = None,
-    classes: int = 1000,
+    classes: int | None = None,
     classifier_activation: str | Callable | None = "softmax",
     include_preprocessing: bool = True,
     name: str | None = None,
     dropout_rate: float | None = None,
     drop_connect_rate: float | None = None,
+    normalization: str | None = None,
 ) -> keras.Model:
-    """Build a named variant and load its weights (``None``, ``"imagenet"`` or a file path)."""
+    """Build a named variant and load its weights (``None``, a weight set name, ``"timm:<name>"`` or a path).
+
+    ``normalization`` (a key of ``weights.registry.NORMALIZATIONS``) is the input normalization the model
+    applies; default: the one the weights were trained with, else the family's."""
     from efficientnet_keras.weights import load as weights_lib  # weights live beside the models
 
     v = variant if isinstance(variant, Variant) else get_variant(variant)
-    pretrained = weights_lib.check_weights_argument(v, weights, include_top, classes, classifier_activation)
-    # Resolve (and if need be download) ImageNet weights before building, so a missing file fails fast.
-    resolved = weights_lib.resolve_imagenet(v.name, include_top) if weights == "imagenet" else None
+    pretrained, classes = weights_lib.check_weights_argument(v, weights, include_top, classes, classifier_activation)
+    # Resolve (and if need be download and convert) the weights before building, so a missing file fails fast.
+    resolved = timm_values = None
+    if isinstance(weights, str) and weights in weights_lib.WEIGHT_SETS:
+        resolved = weights_lib.resolve(v.name, weights, include_top)
+        normalization = normalization or resolved[1].normalization
+    elif isinstance(weights, str) and weights.startswith(weights_lib.TIMM_PREFIX):
+        from efficientnet_keras.weights import timm_convert
+
+        timm_values, timm_normalization = timm_convert.resolve_timm(weights[len(weights_lib.TIMM_PREFIX):], v)
+        normalization = normalization or timm_normalization
+    kind, v1_rescaling = _input_preprocessing(v, normalization)
     model = builder.build_efficientnet(
         v.blocks,
         v.width,
@@ -169,15 +182,42 @@ def create_model(
         classifier_activation=classifier_activation,
         include_preprocessing=include_preprocessing,
         pretrained=pretrained,
-        imagenet_v1_rescaling=weights == "imagenet" and v.family.preprocessing == "imagenet_adapt",
+        imagenet_v1_rescaling=v1_rescaling,
+        preprocessing=kind,
     )
     if resolved is not None:
         weights_lib.load_resolved(model, *resolved)
+    elif timm_values is not None:
+        timm_convert.timm_to_keras(model, timm_values, source=weights, normalization=normalization)
     elif weights is not None:
         from efficientnet_keras.weights.official import official_model_name
 
         weights_lib.load_file(model, weights, official_name=official_model_name(v.name))
+    elif normalization and kind is None and v.family.preprocessing == "imagenet_adapt":
+        from efficientnet_keras.weights.official import set_input_normalization
+
+        set_input_normalization(model, normalization)
     return model
+
+
+def _input_preprocessing(v: Variant, normalization: str | None) -> tuple[str | None, bool]:
+    """The builder's preprocessing kind (None: the family's) and keras.applications' V1 extra rescaling, for a
+    weight set's normalization. V1 takes any (its Normalization layer holds the numbers as weights); V2-B0..B3
+    ImageNet mean/std or [-1, 1]; V2-S+ and Lite one each."""
+    from efficientnet_keras.weights.registry import NORMALIZATIONS
+
+    if normalization is None:
+        return None, False
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"Unknown normalization {normalization!r}; expected one of {', '.join(NORMALIZATIONS)}.")
+    family_kind = v.family.preprocessing
+    if family_kind == "imagenet_adapt":
+        return None, normalization == "keras_v1"
+    allowed = {"imagenet_or_unit": ("imagenet", "unit"), "unit": ("unit",), "lite": ("lite",)}[family_kind]
+    if normalization not in allowed:
+        raise ValueError(f"{v.function} normalizes its input as {' or '.join(allowed)}; got normalization="
+                         f"{normalization!r}.")
+    return (normalization if family_kind == "imagenet_or_unit" else None), False
 
 
 _DOC = """Instantiates the {function} architecture ({name}: width {width}, depth {depth}, {resolution} px).
@@ -187,12 +227,17 @@ RGB floats in [0, 255]; preprocessing is part of the model (``include_preprocess
 
 Args:
     include_top: whether to include the classifier (``avg_pool``, ``top_dropout``, ``predictions``).
-    weights: ``None`` (random), ``"imagenet"``, or a path to a ``.weights.h5`` / ``.keras`` / Keras ``.h5`` file.
+    weights: ``None`` (random); a weight set: {sets}; ``"timm:<name>"`` (a timm
+        state dict: Hugging Face cache name or ``.safetensors``/``.pth`` path); an official TensorFlow checkpoint
+        (folder or prefix); or a ``.weights.h5`` / ``.keras`` / Keras ``.h5`` file. The model normalizes its
+        [0, 255] input as the weights were trained.
     input_tensor: optional Keras tensor to use as the model's input.
     input_shape: optional (height, width, channels); at least 32x32. Default ({resolution}, {resolution}, 3).
     pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top=False``.
-    classes: number of classes of the classifier (1000 with ImageNet weights and a top).
-    classifier_activation: activation of ``predictions``; ``None`` returns logits.
+    classes: number of classes of the classifier (default: the weight set's, 21843 for ``"imagenet21k"``, else
+        1000).
+    classifier_activation: activation of ``predictions``; ``None`` returns logits. ``"imagenet21k"`` was trained
+        multi-label: ``"sigmoid"`` gives its per-class probabilities (``"softmax"`` ranks the same).
     include_preprocessing: whether the model rescales/normalizes its [0, 255] input itself.
     name: model name (default ``"{name}"``).
     dropout_rate: top dropout (default {dropout}); changeable later with ``set_regularization``.
@@ -210,7 +255,7 @@ def _make_constructor(v: Variant) -> Callable[..., keras.Model]:
         input_tensor=None,
         input_shape: Sequence[int | None] | None = None,
         pooling: str | None = None,
-        classes: int = 1000,
+        classes: int | None = None,
         classifier_activation: str | Callable | None = "softmax",
         include_preprocessing: bool = True,
         name: str | None = None,
@@ -234,7 +279,10 @@ def _make_constructor(v: Variant) -> Callable[..., keras.Model]:
 
     constructor.__name__ = constructor.__qualname__ = v.function
     constructor.__module__ = "efficientnet_keras"
-    constructor.__doc__ = _DOC.format(**dataclasses.asdict(v))
+    from efficientnet_keras.weights.registry import weight_sets
+
+    sets = ", ".join(f'``"{s}"``' for s in weight_sets(v.name)) or "none registered"
+    constructor.__doc__ = _DOC.format(**dataclasses.asdict(v), sets=sets)
     return constructor
 
 

@@ -53,3 +53,57 @@ def write(prefix: str, variables, ema: bool = True, raw: bool = True, slots: boo
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
                       tensors=[tensors[n] for n in names])
     return prefix
+
+
+def keras_to_official(model, scope: str) -> dict:
+    """Our model's weights under the official variable names (the released EfficientNet / Lite layout), each
+    stored as the EMA shadow the released checkpoints carry. Written independently of the converter: per block,
+    convolutions and normalizations are numbered in creation order, as the official ``get_conv_name`` does."""
+    import re
+
+    out, counters = {}, {}
+    top = {"stem_conv": "stem/conv2d", "stem_bn": "stem/tpu_batch_normalization", "top_conv": "head/conv2d",
+           "top_bn": "head/tpu_batch_normalization", "predictions": "head/dense"}
+    blocks = []
+    for layer in model.layers:
+        if not layer.weights or layer.name == "normalization":
+            continue
+        m = re.match(r"^(block\d+[a-z]+_)(.*)$", layer.name)
+        if m:
+            if m.group(1) not in blocks:
+                blocks.append(m.group(1))
+            k, part = blocks.index(m.group(1)), m.group(2)
+            if part in ("se_reduce", "se_expand"):
+                path = f"blocks_{k}/se/conv2d" + ("" if part == "se_reduce" else "_1")
+            else:
+                kind = ("depthwise_conv2d" if part.startswith("dwconv") else
+                        "tpu_batch_normalization" if part.endswith("bn") else "conv2d")
+                n = counters.get((k, kind), 0)
+                counters[(k, kind)] = n + 1
+                path = f"blocks_{k}/{kind}" + (f"_{n}" if n else "")
+        else:
+            path = top[layer.name]
+        for w in layer.weights:
+            var = w.path.split("/")[-1]
+            var = "depthwise_kernel" if path.endswith("depthwise_conv2d") and var == "kernel" else var
+            out[f"{scope}/{path}/{var}/ExponentialMovingAverage"] = np.asarray(w.numpy())
+    return out
+
+
+def write_archive(path: str, folder: str, tensors: dict) -> str:
+    """A released-style ``.tar.gz``: ``<folder>/model.ckpt.{index,data-*}`` plus a ``checkpoint`` state file."""
+    import tarfile
+    import tempfile
+
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.makedirs(os.path.join(tmp, folder))
+        names = sorted(tensors)
+        tf.raw_ops.SaveV2(prefix=os.path.join(tmp, folder, "model.ckpt"), tensor_names=names,
+                          shape_and_slices=[""] * len(names), tensors=[tensors[n] for n in names])
+        with open(os.path.join(tmp, folder, "checkpoint"), "w") as f:
+            f.write('model_checkpoint_path: "model.ckpt"\n')
+        with tarfile.open(path, "w:gz") as tar:
+            tar.add(os.path.join(tmp, folder), arcname=folder)
+    return path

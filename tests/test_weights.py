@@ -75,8 +75,9 @@ def test_pretrained_weights_need_three_channels(channels):
         ek.EfficientNetLite0(weights="imagenet", include_top=False, input_shape=(224, 224, channels))
 
 
-def test_variant_without_registered_weights():
-    with pytest.raises(ValueError, match="No ImageNet weights are registered for EfficientNetV2XL"):
+def test_variant_without_imagenet_1k_weights_lists_its_sets():
+    with pytest.raises(ValueError, match='EfficientNetV2XL has no weights="imagenet"; its weight sets: '
+                                         "imagenet21k-ft1k, imagenet21k"):
         ek.EfficientNetV2XL(weights="imagenet")
 
 

@@ -139,6 +139,8 @@ def assign_layers(model: keras.Model, assigned: dict[str, dict[str, np.ndarray]]
         raise ValueError(f"{source}: tensors for layers {sorted(assigned)} were not used by model '{model.name}'.")
     for layer, values in updates:
         layer.set_weights(values)
+        if isinstance(layer, keras.layers.Normalization):
+            layer.finalize_state()  # it caches mean/variance as tensors; load_weights does the same
 
 
 def main(argv: list[str] | None = None) -> int:

