@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import sys
 from typing import Callable, Sequence
 
@@ -427,3 +428,7 @@ def build_efficientnet(
 def _block_letter(j: int) -> str:
     """keras.applications names repeats a, b, c, ...; past z it continues with chr(97 + j) as they do."""
     return chr(j + 97)
+
+
+# A block's layer-name prefix, e.g. "block2a_"; the letter may be past "z" ("block6{_" in V2-XL's 32-block stage).
+BLOCK_PREFIX = re.compile(r"^(block\d+[^\d_]_)")

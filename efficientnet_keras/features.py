@@ -6,9 +6,10 @@ work for every variant, for custom networks from ``build_efficientnet``, and for
 
 from __future__ import annotations
 
-import re
 
 import keras
+
+from efficientnet_keras.builder import BLOCK_PREFIX
 
 __all__ = ["feature_layer_names", "feature_extractor"]
 
@@ -22,7 +23,7 @@ def feature_layer_names(model: keras.Model) -> dict[int, str]:
     """``{stride: name of the last layer at that stride}`` for strides 2, 4, 8, 16, 32."""
     stem, blocks = None, {}
     for layer in model.layers:
-        m = re.match(r"^(block\d+[a-z]+_)", layer.name)
+        m = BLOCK_PREFIX.match(layer.name)
         if m:
             strided, _ = blocks.get(m.group(1), (False, None))
             blocks[m.group(1)] = (strided or _is_strided(layer), layer.name)

@@ -68,7 +68,7 @@ def keras_to_official(model, scope: str) -> dict:
     for layer in model.layers:
         if not layer.weights or layer.name == "normalization":
             continue
-        m = re.match(r"^(block\d+[a-z]+_)(.*)$", layer.name)
+        m = re.match(r"^(block\d+[^\d_]_)(.*)$", layer.name)
         if m:
             if m.group(1) not in blocks:
                 blocks.append(m.group(1))

@@ -321,6 +321,9 @@ QUICK_CONFIG = dict(dataset="digits", model="EfficientNetV2B0", blocks=TINY.repl
          "Stage 1's batch of 256 (max_batch_scale=8) is larger than"),
         ({"recipe": "imagenet21k"}, "Unknown recipe 'imagenet21k'; choose one of imagenet, finetune"),
         ({"recipe": "finetune"}, "--recipe=finetune fine-tunes pretrained weights: pass --weights=imagenet"),
+        ({"blocks": None, "model": "EfficientNetLite0", "weights": "advprop"},
+         'EfficientNetLite0 has no weights="advprop"; its weight sets: imagenet.'),
+        ({"blocks": None, "weights": "/nonexistent/w.weights.h5"}, "'/nonexistent/w.weights.h5' does not exist"),
         ({"augment": "autoaug"}, "augment must be one of randaugment, autoaugment, none; got 'autoaug'"),
         ({"randaug_max": 10}, "randaug_max=10 sets RandAugment's magnitude, but this run's augmentation is "
                               "'autoaugment' (EfficientNetV2B0 with the imagenet recipe"),

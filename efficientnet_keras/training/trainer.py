@@ -27,6 +27,8 @@ from efficientnet_keras.training.optimizers import SCHEDULES, AdamWEMA, RMSpropE
 from efficientnet_keras.training.progressive import PROGRESSIONS
 from efficientnet_keras.training.recipes import RECIPES
 from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, RUN_FILE, Backup, HistoryCSV, RunDir
+from efficientnet_keras.weights.load import WEIGHT_SETS
+from efficientnet_keras.weights.registry import set_info
 
 __all__ = ["TrainConfig", "train", "evaluate"]
 
@@ -129,7 +131,8 @@ class TrainConfig:
     cutmix_max: float | None = _field(None, "Last stage's cutmix alpha (default: the variant's, e.g. 0.2 for V2-M).")
     bn_momentum: float = _field(0.9, "BatchNorm moving-average momentum (0.9: the official hparams.py; the paper "
                                      "says 0.99).")
-    weights: str | None = _field(None, "Initial weights: a file path, or imagenet for the backbone.")
+    weights: str | None = _field(None, "Initial weights: a weight set for the backbone (imagenet, imagenet21k-ft1k, "
+                                       "imagenet21k, noisy-student, advprop: the classifier is new), or a file.")
     verbose: int = _field(1, "0 silent, 1 progress bars, 2 one line per epoch. TensorFlow's own log lines are "
                              "hidden; TF_CPP_MIN_LOG_LEVEL=0 shows them.", resumable=True)
 
@@ -137,7 +140,12 @@ class TrainConfig:
 def _check_config(c: TrainConfig) -> None:
     from efficientnet_keras.models import get_variant
 
-    get_variant(c.model)  # unknown model: ValueError naming the choices
+    variant = get_variant(c.model)  # unknown model: ValueError naming the choices
+    if c.weights and not c.blocks:
+        from efficientnet_keras.weights.load import check_weights_argument
+
+        # An unknown set, one the variant lacks, a missing file: the error before any data is read.
+        check_weights_argument(variant, c.weights, include_top=False, classes=None, classifier_activation=None)
     if c.blocks:
         from efficientnet_keras.block_args import decode_all
 
@@ -369,11 +377,13 @@ def _build_model(c: TrainConfig, variant, plan: _Plan, num_classes: int, replica
     from efficientnet_keras.models import create_model
 
     first = plan.stages[0]
-    model = create_model(variant, weights=None if c.weights == "imagenet" else c.weights, input_shape=(None, None, 3),
+    weight_set = c.weights if c.weights in WEIGHT_SETS else None
+    normalization = set_info(variant.name, weight_set).normalization if weight_set else None
+    model = create_model(variant, weights=None if weight_set else c.weights, input_shape=(None, None, 3),
                          classes=num_classes, classifier_activation=None, dropout_rate=first.dropout,
-                         drop_connect_rate=c.stochastic_depth)
-    if c.weights == "imagenet":
-        _load_backbone(model, variant)
+                         drop_connect_rate=c.stochastic_depth, normalization=normalization)
+    if weight_set:
+        _load_backbone(model, variant, weight_set)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = c.bn_momentum
@@ -631,11 +641,14 @@ def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = 
         return model.evaluate(ds, return_dict=True, verbose=0)
 
 
-def _load_backbone(model, variant) -> None:
-    """ImageNet weights for everything but the classifier (fine-tuning on another class count)."""
+def _load_backbone(model, variant, weight_set: str) -> None:
+    """A weight set's weights for everything but the classifier (fine-tuning on another class count)."""
     from efficientnet_keras.models import create_model
+    from efficientnet_keras.weights.convert import assign_layers
 
-    pretrained = create_model(variant, weights="imagenet", include_top=False, input_shape=(None, None, 3))
-    for layer in pretrained.layers:
-        if layer.weights:
-            model.get_layer(layer.name).set_weights(layer.get_weights())
+    pretrained = create_model(variant, weights=weight_set, include_top=False, input_shape=(None, None, 3))
+    values = {layer.name: {w.path.split("/")[-1]: keras.ops.convert_to_numpy(w) for w in layer.weights}
+              for layer in pretrained.layers if layer.weights}
+    head = model.get_layer("predictions")
+    values["predictions"] = {w.path.split("/")[-1]: keras.ops.convert_to_numpy(w) for w in head.weights}
+    assign_layers(model, values, f"weights={weight_set}")

@@ -15,7 +15,10 @@ from typing import Mapping
 import keras
 import numpy as np
 
-__all__ = ["lukemelas_to_keras", "load_torch_state_dict", "block_prefixes", "assign_layers"]
+from efficientnet_keras.builder import BLOCK_PREFIX
+
+__all__ = ["lukemelas_to_keras", "load_torch_state_dict", "block_prefixes", "block_layer_roles", "assign_layers",
+           "torch_to_keras"]
 
 # PyTorch module -> Keras layer suffix, inside a block.
 _BLOCK_MODULES = {
@@ -50,13 +53,28 @@ def block_prefixes(model: keras.Model) -> list[str]:
     """Block name prefixes (``block1a_``, ``block2a_`` ...) in network order."""
     seen: list[str] = []
     for layer in model.layers:
-        m = re.match(r"^(block\d+[a-z]+_)", layer.name)
+        m = BLOCK_PREFIX.match(layer.name)
         if m and m.group(1) not in seen:
             seen.append(m.group(1))
     return seen
 
 
-def _to_keras(module_param: str, array: np.ndarray, layer: keras.layers.Layer) -> tuple[str, np.ndarray]:
+def block_layer_roles(model: keras.Model) -> dict[str, dict[str, list[str]]]:
+    """Per block prefix, our weighted layer names by role in creation order: ``conv`` (expand/fused and
+    project convolutions), ``depthwise`` and ``bn``; squeeze-excite is left out. Other frameworks number a
+    block's layers in the same creation order, which is how the official and timm converters place them."""
+    roles = {p: {"conv": [], "depthwise": [], "bn": []} for p in block_prefixes(model)}
+    for layer in model.layers:
+        m = BLOCK_PREFIX.match(layer.name)
+        if not m or not layer.weights or "_se_" in layer.name:
+            continue
+        kind = ("depthwise" if isinstance(layer, keras.layers.DepthwiseConv2D) else
+                "bn" if isinstance(layer, keras.layers.BatchNormalization) else "conv")
+        roles[m.group(1)][kind].append(layer.name)
+    return roles
+
+
+def torch_to_keras(module_param: str, array: np.ndarray, layer: keras.layers.Layer) -> tuple[str, np.ndarray]:
     """Map one PyTorch parameter onto the matching Keras variable name and layout."""
     if isinstance(layer, keras.layers.BatchNormalization):
         return _BN_PARAMS[module_param], array
@@ -104,7 +122,7 @@ def lukemelas_to_keras(model: keras.Model, state_dict: Mapping[str, np.ndarray],
                 continue  # include_top=False: the classifier is not used
         if name not in layers:
             raise ValueError(f"{source}: tensor '{key}' maps to layer '{name}', which model '{model.name}' lacks.")
-        var_name, value = _to_keras(param, array, layers[name])
+        var_name, value = torch_to_keras(param, array, layers[name])
         assigned.setdefault(name, {})[var_name] = value
 
     assign_layers(model, assigned, source)

@@ -22,7 +22,7 @@ from typing import Mapping
 import keras
 import numpy as np
 
-from efficientnet_keras.weights.convert import assign_layers, block_prefixes
+from efficientnet_keras.weights.convert import assign_layers, block_layer_roles, block_prefixes
 
 __all__ = ["read_checkpoint", "official_to_keras", "official_model_name", "checkpoint_model_name",
            "set_input_normalization"]
@@ -92,19 +92,6 @@ def checkpoint_model_name(variables: Mapping[str, np.ndarray]) -> str:
     return roots.pop()
 
 
-def _layer_roles(model: keras.Model) -> dict[str, dict[str, list[str]]]:
-    """Per block prefix, our layer names by role, in creation order: conv, depthwise, bn."""
-    roles = {p: {"conv": [], "depthwise": [], "bn": []} for p in block_prefixes(model)}
-    for layer in model.layers:
-        m = re.match(r"^(block\d+[a-z]+_)", layer.name)
-        if not m or not layer.weights or "_se_" in layer.name:
-            continue
-        kind = ("depthwise" if isinstance(layer, keras.layers.DepthwiseConv2D) else
-                "bn" if isinstance(layer, keras.layers.BatchNormalization) else "conv")
-        roles[m.group(1)][kind].append(layer.name)
-    return roles
-
-
 def _target(rest: str, blocks: list[str], roles) -> str | None:
     """Our layer for an official layer path below the model scope, or None when there is no such layer."""
     top = {"stem/conv2d": "stem_conv", "stem/tpu_batch_normalization": "stem_bn", "head/conv2d": "top_conv",
@@ -134,7 +121,7 @@ def official_to_keras(model: keras.Model, variables: Mapping[str, np.ndarray], s
         raise ValueError(f"{source} is a checkpoint of '{found}', not of '{expected_name}'; use the {found} "
                          f"constructor or the checkpoint of {expected_name}.")
     layers = {layer.name for layer in model.layers}
-    blocks, roles = block_prefixes(model), _layer_roles(model)
+    blocks, roles = block_prefixes(model), block_layer_roles(model)
     assigned: dict[str, dict[str, np.ndarray]] = {}
     for name, value in variables.items():
         rest, _, var = name[len(found) + 1:].rpartition("/")

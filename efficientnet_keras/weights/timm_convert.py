@@ -1,0 +1,156 @@
+"""timm's ports of the official weights (``tf_efficientnet_*``, ``tf_efficientnetv2_*``, ``tf_efficientnet_lite*``)
+converted into our models: ``weights="timm:<name>"``.
+
+``<name>`` is a timm model name with its pretrained tag (``tf_efficientnetv2_s.in21k_ft_in1k``), resolved from the
+Hugging Face cache (``huggingface_hub``; downloaded when not offline), or the path of a ``.safetensors`` / ``.pth``
+state dict. Only the ``tf_`` ports fit: they pad as the official TensorFlow code ('same'); timm's own
+``efficientnet_*`` models pad symmetrically and are other networks numerically.
+
+timm's names place each tensor: ``conv_stem``/``bn1``, ``blocks.<stage>.<block>.<module>``, ``conv_head``/``bn2``
+and ``classifier``. Within a block, timm's modules are created in our layers' order (``conv``/``conv_exp``/
+``conv_pw`` before ``conv_pwl``; ``bn1``, ``bn2``, ``bn3``), so the n-th is our block's n-th of that role.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Mapping
+
+import keras
+import numpy as np
+
+from efficientnet_keras.weights.convert import (assign_layers, block_layer_roles, block_prefixes,
+                                                load_torch_state_dict, torch_to_keras)
+
+__all__ = ["resolve_timm", "timm_to_keras", "timm_architecture", "timm_normalization"]
+
+_TOP = {"conv_stem": "stem_conv", "bn1": "stem_bn", "conv_head": "top_conv", "bn2": "top_bn",
+        "classifier": "predictions"}
+_CONV_ORDER = ("conv", "conv_exp", "conv_pw", "conv_pwl")  # a block's non-depthwise convolutions, in creation order
+
+
+def timm_architecture(function: str) -> str:
+    """The timm ``tf_`` port of a variant: ``EfficientNetV2S`` -> ``tf_efficientnetv2_s``."""
+    m = re.fullmatch(r"EfficientNet(V2)?(B\d|S|M|L|XL|Lite\d)", function)
+    suffix = m.group(2).lower()
+    if suffix.startswith("lite"):
+        return f"tf_efficientnet_lite{suffix[4:]}"
+    return f"tf_efficientnet{'v2' if m.group(1) else ''}_{suffix}"
+
+
+def timm_normalization(name: str, variant) -> str:
+    """The normalization a timm weight tag was trained with (the official one: timm's configs approximate
+    [-1, 1] as mean/std 0.5): AdvProp (``ap``) and ImageNet-21k tags [-1, 1], Lite ``lite``, else the family's
+    ImageNet-1k one."""
+    tag = os.path.basename(name).lower()
+    if variant.family.name == "lite":
+        return "lite"
+    if re.search(r"(^|[._])ap([._]|$)|in21k", tag):
+        return "inception" if variant.family.name == "v1" else "unit"
+    return "imagenet" if variant.family.preprocessing in ("imagenet_adapt", "imagenet_or_unit") else "unit"
+
+
+def _read(path: str) -> dict[str, np.ndarray]:
+    if path.endswith(".safetensors"):
+        try:
+            from safetensors.numpy import load_file
+        except ImportError as e:
+            raise ImportError(f"Reading {path} needs safetensors: pip install safetensors") from e
+        return load_file(path)
+    return load_torch_state_dict(path)
+
+
+def _hub_file(name: str) -> str:
+    """``model.safetensors`` of ``timm/<name>`` from the Hugging Face cache, downloading it when allowed."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise ValueError(f'weights="timm:{name}" needs huggingface_hub to find timm\'s file (pip install '
+                         "huggingface_hub), or pass timm:<path to a .safetensors or .pth state dict>.") from None
+    offline = os.environ.get("EFFICIENTNET_KERAS_OFFLINE", "") not in ("", "0")
+    try:
+        return hf_hub_download(f"timm/{name}", "model.safetensors", local_files_only=True)
+    except Exception:  # not in the cache
+        if offline:
+            raise ValueError(f"timm/{name} is not in the Hugging Face cache and EFFICIENTNET_KERAS_OFFLINE is set: "
+                             f"run huggingface-cli download timm/{name} model.safetensors where there is a network, "
+                             "or pass timm:<path>.") from None
+    try:
+        return hf_hub_download(f"timm/{name}", "model.safetensors")
+    except Exception as e:
+        raise ValueError(f"Could not fetch timm/{name} from the Hugging Face Hub ({type(e).__name__}: {e}). Check the "
+                         "name (e.g. tf_efficientnetv2_s.in21k_ft_in1k), or pass timm:<path>.") from None
+
+
+def resolve_timm(name: str, variant) -> tuple[dict[str, np.ndarray], str]:
+    """The state dict of ``timm:<name>`` and the normalization its weights were trained with."""
+    if os.path.isfile(name):
+        return _read(name), timm_normalization(name, variant)
+    if os.sep in name or name.endswith((".safetensors", ".pth", ".bin")):
+        raise ValueError(f'weights="timm:{name}": no such file.')
+    expected = timm_architecture(variant.function)
+    if name.split(".")[0] != expected:
+        raise ValueError(f'weights="timm:{name}" is timm\'s {name.split(".")[0]}; {variant.function} takes '
+                         f"{expected}.<tag> (timm's tf_ ports pad as the official code).")
+    return _read(_hub_file(name)), timm_normalization(name, variant)
+
+
+def _target(key: str, blocks: list[str], roles, block_keys: list[tuple[int, int]],
+            convs: list[list[str]]) -> tuple[str | None, str]:
+    """Our layer and the parameter name for one timm tensor (layer None: not an EfficientNet tensor)."""
+    m = re.fullmatch(r"blocks\.(\d+)\.(\d+)\.(.+)\.(\w+)", key)
+    if not m:
+        module, _, param = key.rpartition(".")
+        return _TOP.get(module), param
+    k = block_keys.index((int(m.group(1)), int(m.group(2))))
+    if k >= len(blocks):
+        return None, m.group(4)
+    prefix, module, param = blocks[k], m.group(3), m.group(4)
+    if module in ("se.conv_reduce", "se.conv_expand"):
+        return prefix + ("se_reduce" if module.endswith("reduce") else "se_expand"), param
+    role, index = None, 0
+    if module == "conv_dw":
+        role = "depthwise"
+    elif re.fullmatch(r"bn\d", module):
+        role, index = "bn", int(module[2:]) - 1
+    elif module in _CONV_ORDER:
+        role, index = "conv", convs[k].index(module)
+    names = roles[prefix].get(role, []) if role else []
+    return (names[index] if index < len(names) else None), param
+
+
+def timm_to_keras(model: keras.Model, state_dict: Mapping[str, np.ndarray], source: str = "timm",
+                  normalization: str | None = None) -> None:
+    """Copy a timm ``tf_`` EfficientNet state dict into ``model`` in place, every tensor used exactly once.
+
+    The classifier is skipped when the model has no top; a V1 model's Normalization weights are set to
+    ``normalization``. Raises ValueError naming the first tensor without a layer or the first shape that differs."""
+    from efficientnet_keras.weights.official import _input_normalization
+
+    state = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
+    layers = {layer.name: layer for layer in model.layers}
+    blocks, roles = block_prefixes(model), block_layer_roles(model)
+    block_keys = sorted({(int(a), int(b)) for a, b in re.findall(r"^blocks\.(\d+)\.(\d+)\.", "\n".join(state),
+                                                                   flags=re.M)})
+    if len(block_keys) != len(blocks):
+        raise ValueError(f"{source} has {len(block_keys)} blocks, model '{model.name}' has {len(blocks)}: it is "
+                         "another variant.")
+    # Per block, its non-depthwise convolutions present, in creation order (a DS block has conv_pw alone).
+    convs = [sorted({key.split(".")[3] for key in state if key.startswith(f"blocks.{a}.{b}.")} & set(_CONV_ORDER),
+                    key=_CONV_ORDER.index) for a, b in block_keys]
+    assigned: dict[str, dict[str, np.ndarray]] = {}
+    for key, array in state.items():
+        name, param = _target(key, blocks, roles, block_keys, convs)
+        if name == "predictions" and name not in layers:
+            continue  # include_top=False
+        if name is None or name not in layers:
+            raise ValueError(f"{source}: tensor '{key}' has no matching layer in model '{model.name}'.")
+        array = np.asarray(array)
+        if array.dtype not in (np.float32, np.float64):  # half-precision files
+            array = array.astype(np.float32)
+        var, value = torch_to_keras(param, array, layers[name])
+        assigned.setdefault(name, {})[var] = value
+    if normalization:
+        assigned.update(_input_normalization(model, normalization))
+    assign_layers(model, assigned, source)

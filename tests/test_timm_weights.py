@@ -1,0 +1,110 @@
+"""timm's ports of the official weights into ours: the same networks with random weights give equal logits, and
+``weights="timm:<file>"`` picks the normalization its tag was trained with."""
+
+import keras
+import numpy as np
+import pytest
+
+import efficientnet_keras as ek
+import torchvision_stub
+from efficientnet_keras.models import create_model, get_variant
+from efficientnet_keras.transforms import eval_transform
+from efficientnet_keras.weights.check import sample_photos
+from efficientnet_keras.weights import timm_convert
+
+torch = pytest.importorskip("torch")
+torchvision_stub.install()
+timm = pytest.importorskip("timm")
+
+SIZE = 64  # even at every stride: V1/Lite's explicit padding equals timm's dynamic 'same' padding there
+
+
+def _timm_model(arch):
+    """timm's network with random weights and BatchNorm statistics measured on the test photos (so activations
+    keep their scale through the depth), affine parameters randomized too."""
+    torch.manual_seed(0)
+    model = timm.create_model(arch, pretrained=False)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.momentum = None  # a cumulative average over the batches below
+                module.reset_running_stats()
+                module.weight.uniform_(0.8, 1.2)
+                module.bias.uniform_(-0.1, 0.1)
+        for stage in model.blocks:  # small residual branches, so activations stay of order 1 through the depth
+            for block in stage:
+                [bn for bn in block.modules() if isinstance(bn, torch.nn.BatchNorm2d)][-1].weight.mul_(0.2)
+        model.train()  # statistics of these photos (and their mirror images), measured after the scaling above
+        photos = torch.from_numpy(_photos().transpose(0, 3, 1, 2))
+        model(torch.cat([photos, photos.flip(3), photos.flip(2), photos.flip(2, 3)]))
+        model.eval()
+        logits = model(torch.from_numpy(_photos().transpose(0, 3, 1, 2)))
+        model.classifier.weight.div_(logits.std())  # logits of order 1, where 1e-4 is a tight tolerance
+    return model
+
+
+def _photos():
+    """The cat and espresso photos in [-1, 1]: distinct images, unlike noise, which pooling averages away."""
+    return np.stack([eval_transform(p, SIZE).numpy() for p in sample_photos().values()]) / 127.5 - 1.0
+
+
+@pytest.mark.parametrize("function", [
+    "EfficientNetB0", "EfficientNetV2S", "EfficientNetLite3", "EfficientNetLite4",
+    pytest.param("EfficientNetV2XL", marks=pytest.mark.slow), pytest.param("EfficientNetV2B0", marks=pytest.mark.slow),
+])
+def test_timm_port_gives_the_same_logits(function):
+    """In float64 on both sides, so that 1e-4 measures the mapping, not float32 rounding through 100+ layers."""
+    variant = get_variant(function)
+    reference = _timm_model(timm_convert.timm_architecture(function)).double()
+    state = {k: v.numpy() for k, v in reference.state_dict().items()}
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        ours = create_model(variant, weights=None, include_preprocessing=False, classifier_activation=None,
+                            input_shape=(SIZE, SIZE, 3))
+    finally:
+        keras.config.set_dtype_policy(policy)
+    timm_convert.timm_to_keras(ours, state, source=function)
+    x = _photos().astype(np.float64)
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
+    logits = keras.ops.convert_to_numpy(ours(x, training=False))
+    np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
+    assert np.abs(expected[0] - expected[1]).max() > 0.5  # order-1 logits that tell the photos apart
+
+
+def test_weights_argument_reads_a_timm_file_with_its_tags_normalization(tmp_path):
+    from safetensors.numpy import save_file
+
+    reference = _timm_model("tf_efficientnet_b0")
+    path = str(tmp_path / "tf_efficientnet_b0.ap_in1k.safetensors")
+    save_file({k: v.numpy() for k, v in reference.state_dict().items()}, path)
+    model = ek.EfficientNetB0(weights="timm:" + path, classifier_activation=None, input_shape=(SIZE, SIZE, 3))
+    pixels = ((_photos() + 1.0) * 127.5).astype(np.float32)
+    with torch.no_grad():  # AdvProp: [-1, 1]
+        expected = reference(torch.from_numpy((pixels / 127.5 - 1).transpose(0, 3, 1, 2))).numpy()
+    np.testing.assert_allclose(model.predict(pixels, verbose=0), expected, atol=1e-4, rtol=0)
+    notop = ek.EfficientNetB0(weights="timm:" + path, include_top=False, input_shape=(SIZE, SIZE, 3))
+    assert notop.output_shape == (None, 2, 2, 1280)
+
+
+def test_timm_bad_input():
+    with pytest.raises(ValueError, match=r"is timm's tf_efficientnet_b1; EfficientNetB0 takes tf_efficientnet_b0"):
+        ek.EfficientNetB0(weights="timm:tf_efficientnet_b1.in1k")
+    state = {k: v.numpy() for k, v in _timm_model("tf_efficientnet_lite1").state_dict().items()}
+    with pytest.raises(ValueError, match=r"has \d+ blocks, model 'efficientnet-lite0' has 16: it is another variant"):
+        timm_convert.timm_to_keras(ek.EfficientNetLite0(weights=None), state)
+    with pytest.raises(ValueError, match="no such file"):
+        ek.EfficientNetB0(weights="timm:/nonexistent/model.safetensors")
+
+
+@pytest.mark.parametrize("name, function, expected", [
+    ("tf_efficientnetv2_s.in21k_ft_in1k", "EfficientNetV2S", "unit"),
+    ("tf_efficientnetv2_b0.in1k", "EfficientNetV2B0", "imagenet"),
+    ("tf_efficientnetv2_b3.in21k", "EfficientNetV2B3", "unit"),
+    ("tf_efficientnet_b3.ns_jft_in1k", "EfficientNetB3", "imagenet"),
+    ("tf_efficientnet_b3.ap_in1k", "EfficientNetB3", "inception"),
+    ("tf_efficientnet_lite4.in1k", "EfficientNetLite4", "lite"),
+])
+def test_timm_tag_normalization(name, function, expected):
+    assert timm_convert.timm_normalization(name, get_variant(function)) == expected
