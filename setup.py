@@ -33,7 +33,7 @@ setup(
         ],
         # timm's ports as weights="timm:<name>": safetensors files from the Hugging Face Hub (timm itself not needed).
         "timm": ["safetensors>=0.4", "huggingface_hub>=0.20"],
-        # The sample photos of the predict command; the notebook runner.
+        # scikit-image photos (int8 calibration in README, examples); the notebook runner.
         "examples": ["scikit-image>=0.24", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
         # Serving clients (PredictRequest protos) and LiteRT's interpreter for the exported models.
         "serving": ["tensorflow-serving-api==2.21.*", "ai-edge-litert==2.3.*"],

@@ -3,8 +3,8 @@
     python -m efficientnet_keras.predict                        # the sample photos, EfficientNet-Lite0
     python -m efficientnet_keras.predict --model=EfficientNetLite2 --images=a.jpg,b.png --top=3
 
-With no ``--images`` it classifies two photos that ship with scikit-image (``chelsea``: a cat, ``coffee``:
-an espresso), so it runs offline out of the box.
+With no ``--images`` it classifies the two sample photos that ship with the package (scikit-image's
+``chelsea``: a cat, ``coffee``: an espresso), so it runs offline out of the box.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "EfficientNetLite0", "Variant to use, e.g. EfficientNetLite0 or EfficientNetV2S.")
-flags.DEFINE_list("images", [], "Image files (JPEG/PNG/BMP/GIF). Default: scikit-image's chelsea and coffee.")
-flags.DEFINE_string("weights", "imagenet", '"imagenet" or a weights file path.')
-flags.DEFINE_integer("top", 5, "How many classes to print per image.", lower_bound=1, upper_bound=1000)
+flags.DEFINE_list("images", [], "Image files (JPEG/PNG/BMP/GIF). Default: the shipped cat and espresso photos.")
+flags.DEFINE_string("weights", "imagenet", 'A weight set ("imagenet", "imagenet21k-ft1k", "imagenet21k", '
+                    '"noisy-student", "advprop"), "timm:<name>", an official checkpoint or a weights file.')
+flags.DEFINE_integer("top", 5, "How many classes to print per image.", lower_bound=1, upper_bound=21843)
 flags.DEFINE_float("crop_fraction", None, "Central crop kept before resizing (default: the variant's official "
                    "evaluation crop, size/(size+32); V2-S/M/L/XL at 320 px and up: the whole image).")
 
@@ -28,12 +29,11 @@ from efficientnet_keras.transforms import DEFAULT_CROP_FRACTION, LEGACY_V1, Prep
 
 
 def sample_images() -> dict[str, np.ndarray]:
-    """Two real photos shipped with scikit-image (no download)."""
-    try:
-        from skimage import data
-    except ImportError as e:
-        raise SystemExit("The sample photos need scikit-image: pip install scikit-image, or pass --images.") from e
-    return {"chelsea (cat)": data.chelsea(), "coffee (espresso)": data.coffee()}
+    """The two photos that ship with the package (scikit-image's CC0 ``chelsea`` and ``coffee``), no download."""
+    from efficientnet_keras.weights.check import sample_photos
+
+    photos = sample_photos()
+    return {"chelsea (cat)": photos["cat.jpg"], "coffee (espresso)": photos["espresso.jpg"]}
 
 
 def load_image(path: str) -> np.ndarray:
