@@ -19,7 +19,7 @@ from keras import layers
 
 from efficientnet_keras import block_args as block_args_lib
 from efficientnet_keras.block_args import BlockArgs
-from efficientnet_keras.layers import AdjustableDropout, BatchNormalization, StochasticDepth, TOP_DROPOUT_NAME
+from efficientnet_keras.layers import AdjustableDropout, BatchNormalization, SamePadding2D, StochasticDepth, TOP_DROPOUT_NAME
 
 __all__ = ["Family", "V1", "V2", "LITE", "build_efficientnet", "round_filters", "round_repeats", "MIN_INPUT_SIZE"]
 
@@ -147,13 +147,9 @@ def resolve_input_shape(
 
 
 def _pad_for_stride(x, kernel_size: int, name: str):
-    """TF 'same' padding for a stride-2 conv, made explicit as keras.applications V1 does (correct_pad)."""
-    axis = 1 if keras.config.image_data_format() == "channels_last" else 2
-    spatial = x.shape[axis : axis + 2]
-    adjust = [1 - s % 2 if s is not None else 1 for s in spatial]
-    half = kernel_size // 2
-    padding = ((half - adjust[0], half), (half - adjust[1], half))
-    return layers.ZeroPadding2D(padding=padding, name=name)(x)
+    """TF 'same' padding for a stride-2 conv, made explicit where keras.applications V1 pads (its layer name),
+    computed per input size (``SamePadding2D``: keras.applications' fixed padding is wrong for other sizes)."""
+    return SamePadding2D(kernel_size, 2, name=name)(x)
 
 
 class _Builder:

@@ -16,7 +16,7 @@ from keras import ops
 
 from efficientnet_keras import _keras_private as private
 
-__all__ = ["AdjustableDropout", "StochasticDepth", "BatchNormalization", "FoldedBatchNorm", "reseed",
+__all__ = ["AdjustableDropout", "StochasticDepth", "BatchNormalization", "FoldedBatchNorm", "SamePadding2D", "reseed",
            "set_regularization", "get_regularization", "TOP_DROPOUT_NAME"]
 
 TOP_DROPOUT_NAME = "top_dropout"
@@ -82,6 +82,48 @@ class StochasticDepth(AdjustableDropout):
         config = super().get_config()
         config.pop("noise_shape")
         config.update(depth_fraction=self.depth_fraction)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="efficientnet_keras")
+class SamePadding2D(keras.layers.Layer):
+    """TensorFlow's 'same' padding for a strided convolution, made explicit and computed from each input's size.
+
+    keras.applications V1 pads with a ``ZeroPadding2D`` fixed when the model is built (``correct_pad``), which
+    is right only for the size it was built for: with an unknown size (``input_shape=(None, None, 3)``, the
+    default without a top, and how the trainer builds) it always pads as for even sizes, so at 240 px (15 px at
+    stride 16) Lite1's features differ from the official network's. This layer gives the official padding for
+    every size: total ``max((ceil(n / s) - 1) * s + k - n, 0)``, the smaller half before. No weights, so weight
+    files are unchanged."""
+
+    def __init__(self, kernel_size: int, stride: int = 2, data_format: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size, self.stride = int(kernel_size), int(stride)  # not "strides": it strides nothing
+        self.data_format = data_format or keras.config.image_data_format()
+
+    def _pads(self, n):
+        total = ops.maximum((-(-n // self.stride) - 1) * self.stride + self.kernel_size - n, 0)
+        return [total // 2, total - total // 2]
+
+    def call(self, inputs):
+        shape = ops.shape(inputs)
+        h, w = (shape[1], shape[2]) if self.data_format == "channels_last" else (shape[2], shape[3])
+        spatial = [self._pads(h), self._pads(w)]
+        pads = [[0, 0], *spatial, [0, 0]] if self.data_format == "channels_last" else [[0, 0], [0, 0], *spatial]
+        return ops.pad(inputs, pads)
+
+    def compute_output_shape(self, input_shape):
+        axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        out = list(input_shape)
+        for axis in axes:
+            n = input_shape[axis]
+            if n is not None:
+                out[axis] = n + max((-(-n // self.stride) - 1) * self.stride + self.kernel_size - n, 0)
+        return tuple(out)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(kernel_size=self.kernel_size, stride=self.stride, data_format=self.data_format)
         return config
 
 

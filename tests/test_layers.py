@@ -86,3 +86,20 @@ def test_rate_from_a_variable_draws_the_same_masks(layer_class):
         expected, got = static(x, training=True), runtime(x, training=True)
         np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
     assert 0 < np.mean(np.asarray(got) == 0) < 1
+
+
+@pytest.mark.parametrize("size", [15, 16, 17, 30])
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_same_padding_matches_tensorflow_same_at_every_size(size, kernel):
+    """One model built for unknown sizes pads each input as a 'same' strided convolution would."""
+    from efficientnet_keras.layers import SamePadding2D
+
+    x = keras.Input((None, None, 2))
+    conv = keras.layers.Conv2D(3, kernel, strides=2, padding="valid", use_bias=False)
+    explicit = keras.Model(x, conv(SamePadding2D(kernel, 2)(x)))
+    same = keras.layers.Conv2D(3, kernel, strides=2, padding="same", use_bias=False)
+    same.build((None, size, size, 2))
+    same.set_weights(conv.get_weights())
+    images = np.random.default_rng(size).normal(size=(2, size, size, 2)).astype(np.float32)
+    np.testing.assert_allclose(explicit.predict(images, verbose=0), keras.ops.convert_to_numpy(same(images)),
+                               atol=1e-5)

