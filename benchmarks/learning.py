@@ -11,6 +11,8 @@ sizes) vs fixed at the larger size, the same epochs, several seeds: accuracy mea
 time. Prints one line per run and a summary; results with the command go to README.
 """
 
+import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -30,14 +32,18 @@ flags.DEFINE_integer("eval_examples", None, "Test examples (default: all 10,000)
 flags.DEFINE_list("seeds", ["0"], "Seeds; each run is repeated per seed.")
 flags.DEFINE_integer("min_examples", 0, "finetune: the recipe's minimum of training examples (official 5,120,000: "
                      "86 epochs of Fashion-MNIST, about 9 hours on 2 CPU cores); default 0 trains --epochs.")
+flags.DEFINE_string("model_dir", None, "finetune: keep the run here and resume it when it exists (the official "
+                    "length spans sessions); default: a temporary folder.")
 FLAGS = flags.FLAGS
 
 
 def _run(**overrides):
-    with tempfile.TemporaryDirectory() as model_dir:
+    with contextlib.ExitStack() as stack:
+        model_dir = FLAGS.model_dir or stack.enter_context(tempfile.TemporaryDirectory())
+        resume = os.path.exists(os.path.join(model_dir, "run_config.json"))
         config = TrainConfig(dataset="fashion_mnist", model_dir=model_dir, epochs=FLAGS.epochs,
                              batch_size=FLAGS.batch_size, train_examples=FLAGS.train_examples,
-                             eval_examples=FLAGS.eval_examples, verbose=2, **overrides)
+                             eval_examples=FLAGS.eval_examples, verbose=2, resume=resume, **overrides)
         start = time.perf_counter()
         result = train(config)
         return result["eval"]["accuracy"], time.perf_counter() - start

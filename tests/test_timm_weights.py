@@ -108,3 +108,29 @@ def test_timm_bad_input():
 ])
 def test_timm_tag_normalization(name, function, expected):
     assert timm_convert.timm_normalization(name, get_variant(function)) == expected
+
+
+def test_timm_name_resolves_from_the_hugging_face_cache(tmp_path, monkeypatch):
+    """``timm:<name>.<tag>`` reads ``model.safetensors`` of ``timm/<name>.<tag>`` from the Hub cache, offline."""
+    hub = pytest.importorskip("huggingface_hub")
+    from safetensors.numpy import save_file
+
+    reference = _timm_model("tf_efficientnet_lite0")
+    repo = tmp_path / "models--timm--tf_efficientnet_lite0.in1k"
+    revision = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    (repo / "snapshots" / revision).mkdir(parents=True)
+    save_file({k: v.numpy() for k, v in reference.state_dict().items()},
+              str(repo / "snapshots" / revision / "model.safetensors"))
+    monkeypatch.setattr(hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("EFFICIENTNET_KERAS_OFFLINE", "1")
+    model = ek.EfficientNetLite0(weights="timm:tf_efficientnet_lite0.in1k", classifier_activation=None,
+                                 input_shape=(SIZE, SIZE, 3))
+    pixels = ((_photos() + 1.0) * 127.5).astype(np.float32)
+    with torch.no_grad():  # Lite: (x - 127) / 128
+        expected = reference(torch.from_numpy(((pixels - 127.0) / 128.0).transpose(0, 3, 1, 2))).numpy()
+    np.testing.assert_allclose(model.predict(pixels, verbose=0), expected, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="timm/tf_efficientnet_lite0.ra_in1k is not in the Hugging Face cache and "
+                                         "EFFICIENTNET_KERAS_OFFLINE is set"):
+        ek.EfficientNetLite0(weights="timm:tf_efficientnet_lite0.ra_in1k")
