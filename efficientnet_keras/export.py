@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from efficientnet_keras import _keras_private as private
-from efficientnet_keras.layers import FoldedBatchNorm
+from efficientnet_keras.layers import FoldedBatchNorm, set_layer_weights
 from efficientnet_keras.transforms import IMAGE_EXTENSIONS, LEGACY_V1, Preprocessing, saved_eval_transform
 
 SERVING_DEFAULT = "serving_default"
@@ -66,10 +66,10 @@ class Servable:
 
 
 def _default_class_names(classes: int) -> list[str]:
-    if classes == 1000:
-        from efficientnet_keras.imagenet import class_names
+    from efficientnet_keras.imagenet import IMAGENET_21K_CLASSES, class_names
 
-        return class_names()
+    if classes in (1000, IMAGENET_21K_CLASSES):  # ImageNet-1k, or the official ImageNet-21k heads
+        return class_names(classes)
     return [str(i) for i in range(classes)]
 
 
@@ -186,7 +186,7 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
     for layer in model.layers:
         if layer.name in pairs or layer.name in convs or not layer.weights:
             continue
-        folded.get_layer(layer.name).set_weights(layer.get_weights())
+        set_layer_weights(folded.get_layer(layer.name), layer.get_weights())
     for bn_name, conv_name in pairs.items():
         bn, conv = model.get_layer(bn_name), model.get_layer(conv_name)
         gamma, beta, mean, var = (np.asarray(w, np.float64) for w in _bn_params(bn))

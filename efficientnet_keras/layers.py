@@ -17,6 +17,7 @@ from keras import ops
 from efficientnet_keras import _keras_private as private
 
 __all__ = ["AdjustableDropout", "StochasticDepth", "BatchNormalization", "FoldedBatchNorm", "SamePadding2D", "reseed",
+           "set_layer_weights",
            "set_regularization", "get_regularization", "TOP_DROPOUT_NAME"]
 
 TOP_DROPOUT_NAME = "top_dropout"
@@ -83,6 +84,16 @@ class StochasticDepth(AdjustableDropout):
         config.pop("noise_shape")
         config.update(depth_fraction=self.depth_fraction)
         return config
+
+
+def set_layer_weights(layer: keras.layers.Layer, values) -> None:
+    """``layer.set_weights(values)``, and for ``keras.layers.Normalization`` (V1's input normalization) the state
+    it derives from them: it keeps mean and variance as tensors computed when built or loaded, so assigning its
+    weights alone leaves the old numbers in use (``load_weights`` calls ``finalize_state``; ``set_weights`` does
+    not)."""
+    layer.set_weights(values)
+    if isinstance(layer, keras.layers.Normalization):
+        layer.finalize_state()
 
 
 @keras.saving.register_keras_serializable(package="efficientnet_keras")

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from efficientnet_keras.builder import BLOCK_PREFIX
+from efficientnet_keras.layers import set_layer_weights
 
 __all__ = ["lukemelas_to_keras", "load_torch_state_dict", "block_prefixes", "block_layer_roles", "assign_layers",
            "torch_to_keras"]
@@ -156,9 +157,7 @@ def assign_layers(model: keras.Model, assigned: dict[str, dict[str, np.ndarray]]
     if assigned:
         raise ValueError(f"{source}: tensors for layers {sorted(assigned)} were not used by model '{model.name}'.")
     for layer, values in updates:
-        layer.set_weights(values)
-        if isinstance(layer, keras.layers.Normalization):
-            layer.finalize_state()  # it caches mean/variance as tensors; load_weights does the same
+        set_layer_weights(layer, values)
 
 
 def main(argv: list[str] | None = None) -> int:

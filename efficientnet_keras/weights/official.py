@@ -22,6 +22,7 @@ from typing import Mapping
 import keras
 import numpy as np
 
+from efficientnet_keras.layers import set_layer_weights
 from efficientnet_keras.weights.convert import assign_layers, block_layer_roles, block_prefixes
 
 __all__ = ["read_checkpoint", "official_to_keras", "official_model_name", "checkpoint_model_name",
@@ -154,8 +155,7 @@ def set_input_normalization(model: keras.Model, normalization: str) -> None:
     """Set a V1 model's Normalization weights to ``normalization`` (a key of ``NORMALIZATIONS``)."""
     for name, values in _input_normalization(model, normalization).items():
         layer = model.get_layer(name)
-        layer.set_weights([values[w.path.split("/")[-1]] for w in layer.weights])
-        layer.finalize_state()  # Normalization caches mean/variance as tensors
+        set_layer_weights(layer, [values[w.path.split("/")[-1]] for w in layer.weights])
 
 
 def load_checkpoint_into(model: keras.Model, path: str, expected_name: str | None = None) -> None:
