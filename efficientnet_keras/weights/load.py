@@ -34,10 +34,6 @@ def cache_dir() -> str:
     return os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models")
 
 
-def _variants_with(weight_set: str) -> list[str]:
-    return sorted({r.variant for r in REGISTRY if r.weight_set == weight_set})
-
-
 def _looks_like_set_name(weights: str) -> bool:
     return not os.path.exists(weights) and os.sep not in weights and "." not in weights and ":" not in weights
 
@@ -70,10 +66,6 @@ def check_weights_argument(variant, weights, include_top: bool, classes: int | N
 def _check_weight_set(variant, weight_set: str, include_top: bool, classes: int | None, activation) -> int:
     sets = weight_sets(variant.name)
     if weight_set not in sets:
-        if weight_set == "imagenet" and not sets:
-            raise ValueError(f"No ImageNet weights are registered for {variant.function} ('{variant.name}'). Variants "
-                             f"with weights: {', '.join(_variants_with('imagenet'))}. Pass weights=None, or "
-                             "weights=<path> to a file you converted.")
         known = f"its weight sets: {', '.join(sets)}" if sets else "it has no pretrained weights"
         kind = "Unknown weight set" if weight_set not in WEIGHT_SETS else "No such weight set for this variant"
         raise ValueError(f'{kind}: {variant.function} has no weights="{weight_set}"; {known}. Every set: '
