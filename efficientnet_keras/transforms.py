@@ -57,6 +57,11 @@ class Preprocessing:
             return LEGACY_V1
         return cls(**{**record, "train_area": tuple(record["train_area"])})
 
+    def whole_image(self) -> "Preprocessing":
+        """The official fine-tuning transform (``preprocess_for_finetune``): the whole image resized with
+        ``tf.image.resize``'s default, bilinear, in training and evaluation alike (no crop)."""
+        return dataclasses.replace(self, name=f"{self.name}_whole", resize="bilinear", eval_full_image_from=0)
+
     def crop_fraction(self, size: int) -> float | None:
         """The evaluation crop at ``size`` (None: the whole image, resized without keeping its aspect)."""
         if self.eval_full_image_from is not None and size >= self.eval_full_image_from:

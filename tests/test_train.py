@@ -16,6 +16,7 @@ import pytest
 
 from conftest import real_photos
 from efficientnet_keras.train import TrainConfig, WarmupExponentialDecay, evaluate, train
+from efficientnet_keras.transforms import saved_eval_transform
 
 # A few steps per epoch on the embedded digits: 192 training images, batches of 32, and a small custom network
 # in the V2 family (Fused-MBConv, MBConv with squeeze-excite), so that tracing does not dominate the tests.
@@ -562,4 +563,10 @@ def test_finetune_recipe_trains_its_minimum_number_of_examples(tmp_path):
     with open(os.path.join(run, "run_config.json")) as f:
         record = json.load(f)["config"]
     assert record["epochs"] == 3 and record["augment"] == "none" and record["ema_decay"] == 0.9996
+    # preprocess_for_finetune evaluates as it trains: the whole image resized (bilinear), not the dataset's crop,
+    # and what export and predict read back is that transform.
+    with open(os.path.join(run, "results.json")) as f:
+        results = json.load(f)
+    crop_fraction, preprocessing = saved_eval_transform(results)
+    assert crop_fraction is None and preprocessing.crop_fraction(32) is None and preprocessing.resize == "bilinear"
     train(TrainConfig(**{**config.__dict__, "resume": True}))  # the raised count is this run's, not a change

@@ -586,7 +586,8 @@ def eval_settings(info: DatasetInfo, preprocessing: Preprocessing, crop_fraction
     """(crop fraction, preprocessing) of the evaluation transform: the variant's, unless ``crop_fraction`` is
     given or the dataset has its own crop (low resolution), which is then centred exactly: V1's one-pixel offset
     rounding costs nothing on a photo but shifts an 8-px digit by 1/8 of its size (measured: 78% -> 33%)."""
-    if crop_fraction is None and info.eval_crop_fraction is not None:
+    whole = preprocessing.eval_full_image_from == 0  # the fine-tuning transform evaluates the whole image
+    if crop_fraction is None and info.eval_crop_fraction is not None and not whole:
         return info.eval_crop_fraction, dataclasses.replace(preprocessing, round_offset_up=False)
     return crop_fraction, preprocessing
 

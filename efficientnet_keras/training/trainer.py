@@ -360,8 +360,9 @@ def _plan(c: TrainConfig, variant, info, replicas: int) -> _Plan:
     # fine-tuning at the variant's size; otherwise, and with a chosen final size, at the last stage's size.
     own_size = (variant.function in OFFICIAL or c.recipe == "finetune") and not c.image_size_max
     eval_size = c.eval_size or (variant.resolution if own_size else stages[-1].image_size)
-    return _Plan(stages, _fit_segments(c, stages, num_train), num_train, steps_per_epoch, eval_size,
-                 variant.preprocessing)
+    # Training on whole images (the fine-tuning recipe) evaluates on whole images, as preprocess_for_finetune.
+    preprocessing = variant.preprocessing.whole_image() if c.train_crop == "whole" else variant.preprocessing
+    return _Plan(stages, _fit_segments(c, stages, num_train), num_train, steps_per_epoch, eval_size, preprocessing)
 
 
 def _distribute(strategy, make):
