@@ -1,6 +1,7 @@
 """Does the recipe learn? (1) fine-tuning, (2) progressive vs fixed-size from scratch, on real Fashion-MNIST.
 
-    .venv/bin/python benchmarks/learning.py --part=finetune --epochs=2 --size=64
+    .venv/bin/python benchmarks/learning.py --part=finetune --size=64 --batch_size=128 --min_examples=5120000 \
+        --model_dir=/work/ft_official      # the official length (86 epochs), resumable
     .venv/bin/python benchmarks/learning.py --part=scratch --seeds=0,1,2 --train_examples=2000 --sizes=32,64
 
 (1) The offline pretrained EfficientNetLite0 with ``--recipe=finetune`` (official ImagenetFt settings: constant
