@@ -235,3 +235,25 @@ def test_readme_table_is_the_registrys():
     spec.loader.exec_module(module)
     with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
         assert module.table() in f.read(), "README's weights table is stale: run python tools/weights_table.py"
+
+
+def test_imagenet21k_archive_is_converted_with_its_head_and_checked_on_21k_classes(keras_home, monkeypatch):
+    """The 21k path: V2-B0's archive with a 21,843-class head converts (the [-1, 1] model, the head mapped); being
+    random it is refused by the check against ImageNet-21k's classes; with the check passed, it loads exactly."""
+    from efficientnet_keras.models import create_model
+    from efficientnet_keras.weights import check
+
+    random_21k = create_model("EfficientNetV2B0", weights=None, classes=21843, normalization="unit",
+                              classifier_activation=None)
+    tensors = oc.keras_to_official(random_21k, "efficientnetv2-b0")
+    assert tensors["efficientnetv2-b0/head/dense/kernel/ExponentialMovingAverage"].shape == (1280, 21843)
+    oc.write_archive(str(keras_home / "efficientnetv2-b0-21k.tgz"), "efficientnetv2-b0-21k", tensors)
+    with pytest.raises(ValueError, match=r"efficientnetv2-b0-21k.tgz \(EfficientNetV2B0, imagenet21k\) failed the "
+                                         r"content check"):
+        ek.EfficientNetV2B0(weights="imagenet21k")
+    assert not (keras_home / "efficientnetv2-b0.imagenet21k.h5").exists()
+    monkeypatch.setattr(check, "check_classifies_samples", lambda model, preprocessing, what: None)
+    loaded = ek.EfficientNetV2B0(weights="imagenet21k", classifier_activation="sigmoid")
+    photos = np.stack([eval_transform(x, 224).numpy() for x in sample_photos().values()])
+    expected = keras.ops.convert_to_numpy(keras.ops.sigmoid(random_21k.predict(photos, verbose=0)))
+    np.testing.assert_allclose(loaded.predict(photos, verbose=0), expected, atol=1e-5)
