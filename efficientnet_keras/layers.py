@@ -112,8 +112,13 @@ class SamePadding2D(keras.layers.Layer):
         self.kernel_size, self.stride = int(kernel_size), int(stride)  # not "strides": it strides nothing
         self.data_format = data_format or keras.config.image_data_format()
 
+    def _total(self, n):
+        """The padding a side of ``n`` pixels needs (a Python int for a static size, a tensor for a dynamic one)."""
+        need = (-(-n // self.stride) - 1) * self.stride + self.kernel_size - n
+        return max(need, 0) if isinstance(need, int) else ops.maximum(need, 0)
+
     def _pads(self, n):
-        total = ops.maximum((-(-n // self.stride) - 1) * self.stride + self.kernel_size - n, 0)
+        total = self._total(n)
         return [total // 2, total - total // 2]
 
     def call(self, inputs):
@@ -127,9 +132,8 @@ class SamePadding2D(keras.layers.Layer):
         axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
         out = list(input_shape)
         for axis in axes:
-            n = input_shape[axis]
-            if n is not None:
-                out[axis] = n + max((-(-n // self.stride) - 1) * self.stride + self.kernel_size - n, 0)
+            if input_shape[axis] is not None:
+                out[axis] = input_shape[axis] + self._total(input_shape[axis])
         return tuple(out)
 
     def get_config(self):

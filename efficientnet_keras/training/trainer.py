@@ -645,11 +645,8 @@ def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = 
 def _load_backbone(model, variant, weight_set: str) -> None:
     """A weight set's weights for everything but the classifier (fine-tuning on another class count)."""
     from efficientnet_keras.models import create_model
-    from efficientnet_keras.weights.convert import assign_layers
+    from efficientnet_keras.weights.convert import assign_layers, layer_values
 
     pretrained = create_model(variant, weights=weight_set, include_top=False, input_shape=(None, None, 3))
-    values = {layer.name: {w.path.split("/")[-1]: keras.ops.convert_to_numpy(w) for w in layer.weights}
-              for layer in pretrained.layers if layer.weights}
-    head = model.get_layer("predictions")
-    values["predictions"] = {w.path.split("/")[-1]: keras.ops.convert_to_numpy(w) for w in head.weights}
+    values = {**layer_values(pretrained.layers), **layer_values([model.get_layer("predictions")])}  # head: new
     assign_layers(model, values, f"weights={weight_set}")

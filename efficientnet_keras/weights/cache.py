@@ -15,6 +15,7 @@ import h5py
 import keras
 import numpy as np
 
+from efficientnet_keras.weights.convert import layer_values
 from efficientnet_keras.weights.registry import WeightsSource
 
 __all__ = ["convert_archive", "read_converted", "record_path", "file_hash"]
@@ -39,9 +40,9 @@ def _write_converted(model: keras.Model, path: str, source: WeightsSource, archi
     half-written file has no record and is never trusted)."""
     tmp = path + ".partial"
     with h5py.File(tmp, "w") as f:
-        for layer in model.layers:
-            for w in layer.weights:
-                f.create_dataset(f"{layer.name}/{w.path.split('/')[-1]}", data=keras.ops.convert_to_numpy(w))
+        for layer, values in layer_values(model.layers).items():
+            for name, value in values.items():
+                f.create_dataset(f"{layer}/{name}", data=value)
     os.replace(tmp, path)
     record = {"sha256": file_hash(path), "variant": source.variant, "weight_set": source.weight_set,
               "source": source.url, "archive": os.path.basename(archive), "check": "sample photos classified"}

@@ -19,7 +19,7 @@ from efficientnet_keras.builder import BLOCK_PREFIX
 from efficientnet_keras.layers import set_layer_weights
 
 __all__ = ["lukemelas_to_keras", "load_torch_state_dict", "block_prefixes", "block_layer_roles", "assign_layers",
-           "torch_to_keras"]
+           "torch_to_keras", "layer_values"]
 
 # PyTorch module -> Keras layer suffix, inside a block.
 _BLOCK_MODULES = {
@@ -127,6 +127,12 @@ def lukemelas_to_keras(model: keras.Model, state_dict: Mapping[str, np.ndarray],
         assigned.setdefault(name, {})[var_name] = value
 
     assign_layers(model, assigned, source)
+
+
+def layer_values(layers) -> dict[str, dict[str, np.ndarray]]:
+    """Layer name -> {variable short name: array} for the weighted ``layers``: what ``assign_layers`` takes."""
+    return {layer.name: {w.path.split("/")[-1]: keras.ops.convert_to_numpy(w) for w in layer.weights}
+            for layer in layers if layer.weights}
 
 
 def assign_layers(model: keras.Model, assigned: dict[str, dict[str, np.ndarray]], source: str) -> None:

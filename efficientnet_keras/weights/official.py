@@ -26,7 +26,7 @@ from efficientnet_keras.layers import set_layer_weights
 from efficientnet_keras.weights.convert import assign_layers, block_layer_roles, block_prefixes
 
 __all__ = ["read_checkpoint", "official_to_keras", "official_model_name", "checkpoint_model_name",
-           "set_input_normalization"]
+           "set_input_normalization", "input_normalization"]
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
 _SKIPPED = re.compile(r"(/RMSProp(_\d+)?|/Momentum|/Adam(_\d+)?)$|^global_step$")  # optimizer state
@@ -134,10 +134,10 @@ def official_to_keras(model: keras.Model, variables: Mapping[str, np.ndarray], s
                              f"({len(blocks)} blocks): the checkpoint is of another network.")
         short = "kernel" if var == "depthwise_kernel" else var
         assigned.setdefault(target, {})[short] = value
-    assign_layers(model, {**_input_normalization(model, normalization), **assigned}, source)
+    assign_layers(model, {**input_normalization(model, normalization), **assigned}, source)
 
 
-def _input_normalization(model: keras.Model, normalization: str) -> dict[str, dict[str, np.ndarray]]:
+def input_normalization(model: keras.Model, normalization: str) -> dict[str, dict[str, np.ndarray]]:
     """keras.applications V1 keeps its input normalization as weights (after ``Rescaling(1/255)``), which its files
     carry and the official checkpoints do not: set them to the weight set's mean and standard deviation (the
     official V1 code: ImageNet mean/std; AdvProp: [-1, 1])."""
@@ -153,7 +153,7 @@ def _input_normalization(model: keras.Model, normalization: str) -> dict[str, di
 
 def set_input_normalization(model: keras.Model, normalization: str) -> None:
     """Set a V1 model's Normalization weights to ``normalization`` (a key of ``NORMALIZATIONS``)."""
-    for name, values in _input_normalization(model, normalization).items():
+    for name, values in input_normalization(model, normalization).items():
         layer = model.get_layer(name)
         set_layer_weights(layer, [values[w.path.split("/")[-1]] for w in layer.weights])
 

@@ -126,7 +126,7 @@ def timm_to_keras(model: keras.Model, state_dict: Mapping[str, np.ndarray], sour
 
     The classifier is skipped when the model has no top; a V1 model's Normalization weights are set to
     ``normalization``. Raises ValueError naming the first tensor without a layer or the first shape that differs."""
-    from efficientnet_keras.weights.official import _input_normalization
+    from efficientnet_keras.weights.official import input_normalization
 
     state = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
     layers = {layer.name: layer for layer in model.layers}
@@ -152,5 +152,5 @@ def timm_to_keras(model: keras.Model, state_dict: Mapping[str, np.ndarray], sour
         var, value = torch_to_keras(param, array, layers[name])
         assigned.setdefault(name, {})[var] = value
     if normalization:
-        assigned.update(_input_normalization(model, normalization))
+        assigned.update(input_normalization(model, normalization))
     assign_layers(model, assigned, source)
