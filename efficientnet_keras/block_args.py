@@ -6,17 +6,19 @@ A stage of the network is one string, e.g. ``r2_k3_s1_e1_i24_o24_c1`` or ``r1_k3
 token      meaning
 =========  =====================================================================
 ``r<n>``   repeats: how many blocks the stage has (before depth scaling)
-``k<n>``   kernel size of the depthwise (MBConv) or full (Fused-MBConv) conv
+``k<n>``   kernel size of the depthwise (MBConv) or full (Fused-MBConv) conv; absent for Transformer stages
 ``s<n>``   stride of the first block; one digit (``s2``) or two (``s22``)
-``e<n>``   expansion ratio of the inverted bottleneck
+``e<n>``   expansion ratio of the inverted bottleneck (Transformer: of the feed-forward network)
 ``i<n>``   input filters (before width scaling)
 ``o<n>``   output filters (before width scaling)
-``se<f>``  optional squeeze-excite ratio in (0, 1], relative to the input filters
-``c<n>``   optional conv type: 0 MBConv (default), 1 Fused-MBConv
+``se<f>``  optional squeeze-excite ratio in (0, 1], relative to the input filters (convolution stages only)
+``h<n>``   optional attention head size of a Transformer stage (default 32, CoAtNet's)
+``c<n>``   optional block type: 0 MBConv (default), 1 Fused-MBConv, 2 Transformer with relative attention
 ``noskip`` optional: no identity skip connection
 =========  =====================================================================
 
-``encode(decode(s)) == s`` for every canonical string (tokens in the order above).
+CoAtNet's stages are such strings too: ``r2_k3_s2_e4_i64_o96_se0.25`` (MBConv) then ``r5_s2_e4_i192_o384_h32_c2``
+(Transformer). ``encode(decode(s)) == s`` for every canonical string (tokens in the order above).
 """
 
 from __future__ import annotations
@@ -25,13 +27,16 @@ import dataclasses
 import re
 from typing import Iterable
 
-__all__ = ["BlockArgs", "decode", "encode", "decode_all", "encode_all", "MBCONV", "FUSED_MBCONV"]
+__all__ = ["BlockArgs", "decode", "encode", "decode_all", "encode_all", "MBCONV", "FUSED_MBCONV", "TRANSFORMER",
+           "DEFAULT_HEAD_SIZE"]
 
 MBCONV = 0
 FUSED_MBCONV = 1
+TRANSFORMER = 2
+DEFAULT_HEAD_SIZE = 32  # CoAtNet: "the head size is 32" for every model
 
-_TOKEN = re.compile(r"^(se|noskip|[rkseioc])(.*)$")
-_REQUIRED = ("r", "k", "s", "e", "i", "o")
+_TOKEN = re.compile(r"^(se|noskip|[rkseiohc])(.*)$")
+_REQUIRED = ("r", "s", "e", "i", "o")
 _NAMES = {
     "r": "repeats",
     "k": "kernel size",
@@ -40,19 +45,21 @@ _NAMES = {
     "i": "input filters",
     "o": "output filters",
     "se": "squeeze-excite ratio",
-    "c": "conv type",
+    "h": "head size",
+    "c": "block type",
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class BlockArgs:
-    """One stage of an EfficientNet, decoded from a block-args string.
+    """One stage of an EfficientNet or CoAtNet, decoded from a block-args string.
 
-    ``strides`` keeps the spelling of the string: an int for ``s2``, a pair for ``s22``.
+    ``strides`` keeps the spelling of the string: an int for ``s2``, a pair for ``s22``. Transformer stages have
+    no kernel size (``None``) and a ``head_size``.
     """
 
     repeats: int
-    kernel_size: int
+    kernel_size: int | None
     strides: int | tuple[int, int]
     expand_ratio: int
     input_filters: int
@@ -60,6 +67,7 @@ class BlockArgs:
     se_ratio: float | None = None
     conv_type: int = MBCONV
     id_skip: bool = True
+    head_size: int | None = None
 
     @property
     def stride(self) -> int:
@@ -69,6 +77,10 @@ class BlockArgs:
     @property
     def fused(self) -> bool:
         return self.conv_type == FUSED_MBCONV
+
+    @property
+    def transformer(self) -> bool:
+        return self.conv_type == TRANSFORMER
 
 
 def _error(s: str, position: int, token: str, why: str) -> ValueError:
@@ -89,7 +101,7 @@ def decode(s: str) -> BlockArgs:
     for position, token in enumerate(s.split("_"), start=1):
         match = _TOKEN.match(token)
         if not match:
-            raise _error(s, position, token, "is unknown (expected one of r, k, s, e, i, o, se, c, noskip)")
+            raise _error(s, position, token, "is unknown (expected one of r, k, s, e, i, o, se, h, c, noskip)")
         key, value = match.groups()
         if key in fields or (key == "noskip" and "noskip" in fields):
             raise _error(s, position, token, f"repeats the {_NAMES.get(key, key)} given earlier")
@@ -112,15 +124,26 @@ def decode(s: str) -> BlockArgs:
                 raise _error(s, position, token, "must give the squeeze-excite ratio as a number in (0, 1]")
             fields[key] = value  # keep the spelling for exact round trips
         elif key == "c":
-            if value not in ("0", "1"):
-                raise _error(s, position, token, "must give the conv type as 0 (MBConv) or 1 (Fused-MBConv)")
+            if value not in ("0", "1", "2"):
+                raise _error(s, position, token,
+                             "must give the block type as 0 (MBConv), 1 (Fused-MBConv) or 2 (Transformer)")
             fields[key] = int(value)
         else:
             number = _positive_int(s, position, token, key, value)
             if key == "k" and number % 2 == 0:
                 raise _error(s, position, token, "must give an odd kernel size")
             fields[key] = number
-    missing = [k for k in _REQUIRED if k not in fields]
+    transformer = fields.get("c") == TRANSFORMER
+    required = _REQUIRED if transformer else ("r", "k") + _REQUIRED[1:]
+    missing = [k for k in required if k not in fields]
+    if transformer:
+        for key, why in (("k", "a kernel size"), ("se", "squeeze-excite")):
+            if key in fields:
+                raise ValueError(f"Bad block-args string {s!r}: a Transformer stage (c2) has no {why}; remove "
+                                 f"the '{key}' token.")
+    elif "h" in fields:
+        raise ValueError(f"Bad block-args string {s!r}: only Transformer stages (c2) have a head size; remove the "
+                         "'h' token.")
     if missing:
         raise ValueError(
             f"Bad block-args string {s!r}: missing token(s) "
@@ -130,7 +153,7 @@ def decode(s: str) -> BlockArgs:
     se = fields.get("se")
     return BlockArgs(
         repeats=fields["r"],
-        kernel_size=fields["k"],
+        kernel_size=fields.get("k"),
         strides=fields["s"],
         expand_ratio=fields["e"],
         input_filters=fields["i"],
@@ -138,6 +161,7 @@ def decode(s: str) -> BlockArgs:
         se_ratio=_SeRatio(se) if se is not None else None,
         conv_type=fields.get("c", MBCONV),
         id_skip=not fields.get("noskip", False),
+        head_size=fields.get("h", DEFAULT_HEAD_SIZE) if transformer else None,
     )
 
 
@@ -161,7 +185,7 @@ def encode(args: BlockArgs) -> str:
         stride = f"s{args.strides[0]}{args.strides[1]}"
     parts = [
         f"r{args.repeats}",
-        f"k{args.kernel_size}",
+        *([f"k{args.kernel_size}"] if args.kernel_size is not None else []),
         stride,
         f"e{args.expand_ratio}",
         f"i{args.input_filters}",
@@ -169,6 +193,8 @@ def encode(args: BlockArgs) -> str:
     ]
     if args.se_ratio:
         parts.append(f"se{getattr(args.se_ratio, 'text', repr(float(args.se_ratio)))}")
+    if args.head_size is not None:
+        parts.append(f"h{args.head_size}")
     if args.conv_type != MBCONV:
         parts.append(f"c{args.conv_type}")
     if not args.id_skip:

@@ -7,6 +7,7 @@ import math
 import keras
 
 from efficientnet_keras import _keras_private as private
+from efficientnet_keras.attention import RelativeAttention
 
 __all__ = ["count_flops"]
 
@@ -22,8 +23,9 @@ def _spatial(shape) -> int:
 def count_flops(model: keras.Model) -> int:
     """Multiply-adds for one image (the papers' "FLOPs": EfficientNet-B0 0.39B at 224 px).
 
-    Convolutions, depthwise convolutions and dense layers dominate; BatchNorm, activations, pooling and
-    squeeze-excite scaling are elementwise and left out, as in the papers' counts.
+    Convolutions, depthwise convolutions, dense layers and attention's two matrix products (q k^T and the
+    weighted sum of values, N^2 x channels each for N positions) dominate; BatchNorm, activations, pooling,
+    softmax and squeeze-excite scaling are elementwise and left out, as in the papers' counts.
     """
     total = 0
     for layer in private.flatten_layers(model, include_self=False):
@@ -36,4 +38,7 @@ def count_flops(model: keras.Model) -> int:
         elif isinstance(layer, keras.layers.Dense):
             cin, cout = layer.kernel.shape
             total += cin * cout
+        elif isinstance(layer, RelativeAttention):
+            positions = _spatial(layer.output.shape)
+            total += 2 * positions * positions * layer.num_heads * layer.head_size
     return int(total)

@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 import keras
 
 from efficientnet_keras import builder
-from efficientnet_keras.builder import Family, LITE, V1, V2, V2_B
-from efficientnet_keras.transforms import LEGACY_V1, OFFICIAL_V2, Preprocessing
+from efficientnet_keras.builder import COATNET, COATNET_RW, Family, LITE, V1, V2, V2_B
+from efficientnet_keras.transforms import LEGACY_V1, OFFICIAL_V2, TIMM_COATNET, Preprocessing
 
 __all__ = ["Variant", "VARIANTS", "get_variant", "create_model"]
 
@@ -75,6 +75,30 @@ V2_XL_BLOCKS = (
 )
 
 
+
+def coatnet_blocks(widths: tuple[int, ...], depths: tuple[int, ...], stem: int) -> tuple[str, ...]:
+    """CoAtNet's C-C-T-T layout (paper Table 3) as block-args strings: two MBConv stages (expansion 4,
+    squeeze-excite 0.25), two Transformer stages (FFN expansion 4, head size 32), each halving the map."""
+    inputs = (stem, *widths[:-1])
+    return tuple(
+        f"r{d}_k3_s2_e4_i{i}_o{o}_se0.25" if stage < 2 else f"r{d}_s2_e4_i{i}_o{o}_h32_c2"
+        for stage, (d, i, o) in enumerate(zip(depths, inputs, widths))
+    )
+
+
+COATNET_0_WIDTHS = (96, 192, 384, 768)
+COATNET_2_WIDTHS = (128, 256, 512, 1024)
+COATNET_3_WIDTHS = (192, 384, 768, 1536)
+# timm's _rw variants (maxxvit.py model_cfgs), each a few conventions off COATNET_RW.
+RW_NANO = dataclasses.replace(COATNET_RW, name="coatnet_nano_rw", se_activation="swish", se_before_bn=False,
+                              pre_norm_activation=False, output_bias=True, attention_shortcut_bias=True)
+RW_DW = dataclasses.replace(COATNET_RW, name="coatnet_dw_rw", downsample="dw")
+RW_BN = dataclasses.replace(RW_DW, name="coatnet_bn_rw", attention_norm="batchnorm", preprocessing="imagenet")
+RW_DW_SILU = dataclasses.replace(RW_DW, name="coatnet_dw_silu_rw", se_activation="swish", se_before_bn=False,
+                                 attention_shortcut_bias=True)
+RW_DW_SILU_LS = dataclasses.replace(RW_DW_SILU, name="coatnet_dw_silu_ls_rw", layer_scale=1e-6)
+
+
 @dataclasses.dataclass(frozen=True)
 class Variant:
     """One named network: its family's conventions, stages, and scaling coefficients."""
@@ -92,6 +116,8 @@ class Variant:
     # The official code's crops and resize (training and evaluation): V2-S/M/L/XL the EfficientNetV2 ones; V1,
     # Lite and V2-B0..B3 (trained with 'effnetv1_autoaug') the V1 ones.
     preprocessing: Preprocessing = LEGACY_V1
+    timm: str | None = None  # timm's architecture name, where it is not the tf_ port's (CoAtNet)
+    default_weights: str | None = "imagenet"  # the constructors' default weights=
 
 
 #        function               keras model name        family blocks            width depth res  dropout train
@@ -117,6 +143,34 @@ _ROWS = [
     Variant("EfficientNetLite2", "efficientnet-lite2", LITE, LITE_BLOCKS, 1.1, 1.2, 260, 0.3),
     Variant("EfficientNetLite3", "efficientnet-lite3", LITE, LITE_BLOCKS, 1.2, 1.4, 280, 0.3),
     Variant("EfficientNetLite4", "efficientnet-lite4", LITE, LITE_BLOCKS, 1.4, 1.8, 300, 0.3),
+    # CoAtNet: paper Table 3 (timm coatnet_<n>_224); stochastic depth from the paper's ImageNet-1k settings.
+    #       n  widths            depths          stem stochastic depth
+    *(Variant(f"CoAtNet{n}", f"coatnet-{n}", COATNET, coatnet_blocks(w, d, stem), 1.0, 1.0, 224, 0.0,
+              drop_connect=sd, preprocessing=TIMM_COATNET, timm=f"coatnet_{n}_224", default_weights=None)
+      for n, w, d, stem, sd in ((0, COATNET_0_WIDTHS, (2, 3, 5, 2), 64, 0.2),
+                                (1, COATNET_0_WIDTHS, (2, 6, 14, 2), 64, 0.3),
+                                (2, COATNET_2_WIDTHS, (2, 6, 14, 2), 128, 0.5),
+                                (3, COATNET_3_WIDTHS, (2, 6, 14, 2), 192, 0.7),
+                                (4, COATNET_3_WIDTHS, (2, 12, 28, 2), 192, 0.2))),
+    # timm's own CoAtNets, the ones with public ImageNet weights.
+    Variant("CoAtNetNanoRW", "coatnet-nano-rw", RW_NANO, coatnet_blocks((64, 128, 256, 512), (3, 4, 6, 3), 64), 1.0,
+            1.0, 224, 0.0, preprocessing=dataclasses.replace(TIMM_COATNET, eval_crop=0.9), timm="coatnet_nano_rw_224",
+            default_weights="timm:coatnet_nano_rw_224.sw_in1k"),
+    Variant("CoAtNet0RW", "coatnet-0-rw", COATNET_RW, coatnet_blocks(COATNET_0_WIDTHS, (2, 3, 7, 2), 64), 1.0, 1.0,
+            224, 0.0, preprocessing=TIMM_COATNET, timm="coatnet_0_rw_224",
+            default_weights="timm:coatnet_0_rw_224.sw_in1k"),
+    Variant("CoAtNetBN0RW", "coatnet-bn-0-rw", RW_BN, coatnet_blocks(COATNET_0_WIDTHS, (2, 3, 7, 2), 64), 1.0, 1.0,
+            224, 0.0, preprocessing=TIMM_COATNET, timm="coatnet_bn_0_rw_224",
+            default_weights="timm:coatnet_bn_0_rw_224.sw_in1k"),
+    Variant("CoAtNet1RW", "coatnet-1-rw", RW_DW, coatnet_blocks(COATNET_0_WIDTHS, (2, 6, 14, 2), 64), 1.0, 1.0, 224,
+            0.0, drop_connect=0.3, preprocessing=TIMM_COATNET, timm="coatnet_1_rw_224",
+            default_weights="timm:coatnet_1_rw_224.sw_in1k"),
+    Variant("CoAtNet2RW", "coatnet-2-rw", RW_DW_SILU, coatnet_blocks(COATNET_2_WIDTHS, (2, 6, 14, 2), 128), 1.0, 1.0,
+            224, 0.0, drop_connect=0.5, preprocessing=TIMM_COATNET, timm="coatnet_2_rw_224",
+            default_weights="timm:coatnet_2_rw_224.sw_in12k_ft_in1k"),
+    Variant("CoAtNet3RW", "coatnet-3-rw", RW_DW_SILU_LS, coatnet_blocks(COATNET_3_WIDTHS, (2, 6, 14, 2), 192), 1.0,
+            1.0, 224, 0.0, drop_connect=0.7, preprocessing=TIMM_COATNET, timm="coatnet_3_rw_224",
+            default_weights=None),
 ]
 VARIANTS: dict[str, Variant] = {v.function: v for v in _ROWS}
 _BY_NAME = {v.name: v for v in _ROWS}
@@ -145,11 +199,13 @@ def create_model(
     dropout_rate: float | None = None,
     drop_connect_rate: float | None = None,
     normalization: str | None = None,
+    max_input_size: int | None = None,
 ) -> keras.Model:
     """Build a named variant and load its weights (``None``, a weight set name, ``"timm:<name>"`` or a path).
 
     ``normalization`` (a key of ``weights.registry.NORMALIZATIONS``) is the input normalization the model
-    applies; default: the one the weights were trained with, else the family's."""
+    applies; default: the one the weights were trained with, else the family's. ``max_input_size``: the largest
+    image side a CoAtNet's relative-attention tables cover (default: the static input size, else the variant's)."""
     from efficientnet_keras.weights import load as weights_lib  # weights live beside the models
 
     v = variant if isinstance(variant, Variant) else get_variant(variant)
@@ -184,9 +240,14 @@ def create_model(
         pretrained=pretrained,
         imagenet_v1_rescaling=v1_rescaling,
         preprocessing=kind,
+        max_input_size=max_input_size,
     )
     if resolved is not None:
         weights_lib.load_resolved(model, *resolved)
+    elif timm_values is not None and v.family.norm_placement == "pre":
+        from efficientnet_keras.weights.timm_coatnet import coatnet_to_keras
+
+        coatnet_to_keras(model, timm_values, source=weights)
     elif timm_values is not None:
         timm_convert.timm_to_keras(model, timm_values, source=weights, normalization=normalization)
     elif weights is not None:
@@ -213,7 +274,8 @@ def _input_preprocessing(v: Variant, normalization: str | None) -> tuple[str | N
     family_kind = v.family.preprocessing
     if family_kind == "imagenet_adapt":
         return None, normalization == "keras_v1"
-    allowed = {"imagenet_or_unit": ("imagenet", "unit"), "unit": ("unit",), "lite": ("lite",)}[family_kind]
+    allowed = {"imagenet_or_unit": ("imagenet", "unit"), "unit": ("unit",), "lite": ("lite",),
+               "inception": ("inception",), "imagenet": ("imagenet",)}[family_kind]
     if normalization not in allowed:
         raise ValueError(f"{v.function} normalizes its input as {' or '.join(allowed)}; got normalization="
                          f"{normalization!r}.")
@@ -251,7 +313,7 @@ Returns:
 def _make_constructor(v: Variant) -> Callable[..., keras.Model]:
     def constructor(
         include_top: bool = True,
-        weights: str | None = "imagenet",
+        weights: str | None = v.default_weights,
         input_tensor=None,
         input_shape: Sequence[int | None] | None = None,
         pooling: str | None = None,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["DEFAULT_CROP_FRACTION", "IMAGE_EXTENSIONS", "Preprocessing", "OFFICIAL_V2", "LEGACY_V1", "decode_rgb",
+__all__ = ["DEFAULT_CROP_FRACTION", "IMAGE_EXTENSIONS", "Preprocessing", "OFFICIAL_V2", "LEGACY_V1", "TIMM_COATNET",
+           "decode_rgb",
            "to_rgb_float", "center_crop", "eval_transform", "saved_eval_transform"]
 
 DEFAULT_CROP_FRACTION = 0.875  # 224 / 256, the official evaluation crop
@@ -49,6 +50,7 @@ class Preprocessing:
     eval_padding: int = 32  # evaluation crop: size / (size + padding) of the shorter side
     eval_full_image_from: int | None = None  # from this size on, no crop: the whole image resized
     round_offset_up: bool = False  # the crop's offset (h - side + 1) // 2 instead of (h - side) // 2
+    eval_crop: float | None = None  # a fixed evaluation crop fraction (timm's crop_pct), instead of the padding
 
     @classmethod
     def from_record(cls, record: dict | None) -> "Preprocessing":
@@ -66,7 +68,7 @@ class Preprocessing:
         """The evaluation crop at ``size`` (None: the whole image, resized without keeping its aspect)."""
         if self.eval_full_image_from is not None and size >= self.eval_full_image_from:
             return None
-        return size / (size + self.eval_padding)
+        return self.eval_crop or size / (size + self.eval_padding)
 
 
 # efficientnetv2/preprocessing.py: crop area 0.05-1 with min_object_covered=0 (100 attempts, the op's default),
@@ -75,6 +77,9 @@ OFFICIAL_V2 = Preprocessing("official_v2", (0.05, 1.0), 0.0, 100, "bilinear", 32
 # efficientnet (V1, Lite) preprocessing.py and efficientnetv2/preprocess_legacy.py (V2-B0..B3, 'effnetv1_*'):
 # crop area 0.08-1, min_object_covered=0.1, 10 attempts, bicubic; evaluation always crops size/(size+32).
 LEGACY_V1 = Preprocessing("legacy_v1", (0.08, 1.0), 0.1, 10, "bicubic", 32, None, round_offset_up=True)
+# timm's CoAtNet configs (no official code exists): RandomResizedCrop's area 0.08-1 (10 attempts), bicubic;
+# evaluation crops crop_pct = 0.95 of the shorter side (coatnet_nano_rw_224: 0.9).
+TIMM_COATNET = Preprocessing("timm_coatnet", (0.08, 1.0), 0.0, 10, "bicubic", eval_crop=0.95)
 
 
 def saved_eval_transform(record: dict) -> tuple[float | None, Preprocessing]:

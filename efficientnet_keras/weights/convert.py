@@ -79,6 +79,10 @@ def torch_to_keras(module_param: str, array: np.ndarray, layer: keras.layers.Lay
     """Map one PyTorch parameter onto the matching Keras variable name and layout."""
     if isinstance(layer, keras.layers.BatchNormalization):
         return _BN_PARAMS[module_param], array
+    if isinstance(layer, keras.layers.LayerNormalization):
+        return _BN_PARAMS[module_param], array
+    if module_param == "gamma":  # LayerScale
+        return "gamma", array
     if module_param == "bias":
         return "bias", array
     if isinstance(layer, keras.layers.DepthwiseConv2D):  # (C, 1, kh, kw) -> (kh, kw, C, 1)

@@ -31,7 +31,11 @@ _CONV_ORDER = ("conv", "conv_exp", "conv_pw", "conv_pwl")  # a block's non-depth
 
 
 def timm_architecture(function: str) -> str:
-    """The timm ``tf_`` port of a variant: ``EfficientNetV2S`` -> ``tf_efficientnetv2_s``."""
+    """The timm ``tf_`` port of a variant: ``EfficientNetV2S`` -> ``tf_efficientnetv2_s``; CoAtNets their own."""
+    from efficientnet_keras.models import get_variant
+
+    if get_variant(function).timm:
+        return get_variant(function).timm
     m = re.fullmatch(r"EfficientNet(V2)?(B\d|S|M|L|XL|Lite\d)", function)
     suffix = m.group(2).lower()
     if suffix.startswith("lite"):
@@ -44,6 +48,8 @@ def timm_normalization(name: str, variant) -> str:
     [-1, 1] as mean/std 0.5): AdvProp (``ap``) and ImageNet-21k tags [-1, 1], Lite ``lite``, else the family's
     ImageNet-1k one."""
     tag = os.path.basename(name).lower()
+    if variant.timm:  # CoAtNet: timm's configs are the reference (mean/std 0.5 = inception, or ImageNet's)
+        return variant.family.preprocessing
     if variant.family.name == "lite":
         return "lite"
     if re.search(r"(^|[._])ap([._]|$)|in21k", tag):
@@ -91,8 +97,9 @@ def resolve_timm(name: str, variant) -> tuple[dict[str, np.ndarray], str]:
         raise ValueError(f'weights="timm:{name}": no such file.')
     expected = timm_architecture(variant.function)
     if name.split(".")[0] != expected:
+        why = "its configuration" if variant.timm else "timm's tf_ ports pad as the official code"
         raise ValueError(f'weights="timm:{name}" is timm\'s {name.split(".")[0]}; {variant.function} takes '
-                         f"{expected}.<tag> (timm's tf_ ports pad as the official code).")
+                         f"{expected}.<tag> ({why}).")
     return _read(_hub_file(name)), timm_normalization(name, variant)
 
 
