@@ -58,7 +58,8 @@ class RelativeAttention(keras.layers.Layer):
             raise ValueError(
                 f"Layer '{self.name}' sees a {height}x{width} feature map, larger than the {rows}x{cols} its relative "
                 "position table covers: build the model for the larger input (input_shape=(size, size, 3), or "
-                "max_input_size=size) and load the weights into it; the table is then interpolated as timm does.")
+                "create_model(..., max_input_size=size)) and load the weights into it; the table is then "
+                "interpolated as timm does.")
 
         def offsets(n, table_n):
             i = ops.arange(n)

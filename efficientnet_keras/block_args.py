@@ -137,7 +137,7 @@ def decode(s: str) -> BlockArgs:
     required = _REQUIRED if transformer else ("r", "k") + _REQUIRED[1:]
     missing = [k for k in required if k not in fields]
     if transformer:
-        for key, why in (("k", "a kernel size"), ("se", "squeeze-excite")):
+        for key, why in (("k", "kernel size"), ("se", "squeeze-excite")):
             if key in fields:
                 raise ValueError(f"Bad block-args string {s!r}: a Transformer stage (c2) has no {why}; remove "
                                  f"the '{key}' token.")

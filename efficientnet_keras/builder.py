@@ -523,7 +523,7 @@ def build_efficientnet(
     ``rescaling_1`` layer keras.applications V1 uses with its ImageNet files. ``preprocessing`` overrides the
     family's input normalization (a ``Family.preprocessing`` value), e.g. ``"unit"`` for V2-B0 weights trained on
     [-1, 1] inputs. ``max_input_size``: the largest image side the relative-attention tables of Transformer
-    stages cover (default: the static input size, else ``default_size``). ``efficientnet_keras.models`` wraps this
+    stages cover (they cover ``default_size`` and the static input size in any case). ``efficientnet_keras.models`` wraps this
     with weight loading for the named variants.
     """
     if isinstance(family, str):
@@ -600,12 +600,11 @@ def build_efficientnet(
 
 
 def _largest_map(shape, channel_axis: int, default_size: int, max_input_size: int | None) -> tuple[int, int]:
-    """The largest input (height, width) the relative-attention tables must cover: the static input size, else
-    ``max_input_size``, else the default size (progressive learning's stages are no larger)."""
+    """The largest input (height, width) the relative-attention tables cover: the default size, or the static
+    input size or ``max_input_size`` where larger. Smaller inputs read the tables' centre, so a weight file fits
+    every model of a variant built for its default size or less."""
     spatial = [d for axis, d in enumerate(shape[1:], start=1) if axis != channel_axis]
-    if max_input_size is not None:
-        return tuple(max(max_input_size, d or 0) for d in spatial)
-    return tuple(d if d is not None else default_size for d in spatial)
+    return tuple(max(default_size, d or 0, max_input_size or 0) for d in spatial)
 
 
 def _check_stages(decoded: Sequence[BlockArgs], family: Family, width: float, depth_divisor: int) -> None:

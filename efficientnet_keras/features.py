@@ -1,4 +1,4 @@
-"""Multi-scale feature endpoints, so any EfficientNet serves as a detection/segmentation backbone.
+"""Multi-scale feature endpoints, so any EfficientNet or CoAtNet serves as a detection/segmentation backbone.
 
 Endpoints are found from the layer graph (strided convs and ``block<N><x>_`` names), not from a table, so they
 work for every variant, for custom networks from ``build_efficientnet``, and for keras.applications models.
@@ -27,7 +27,7 @@ def feature_layer_names(model: keras.Model) -> dict[int, str]:
         if m:
             strided, _ = blocks.get(m.group(1), (False, None))
             blocks[m.group(1)] = (strided or _is_strided(layer), layer.name)
-        elif layer.name == "stem_activation":
+        elif layer.name.startswith("stem_"):  # the stem's last layer: stem_activation, CoAtNet's stem_conv2
             stem = layer.name
     if stem is None or not blocks:
         raise ValueError(f"Model '{model.name}' is not an EfficientNet (no 'stem_activation' / 'block1a_' layers).")
@@ -36,8 +36,10 @@ def feature_layer_names(model: keras.Model) -> dict[int, str]:
         if strided:
             stride *= 2
         endpoints[stride] = last
-    if "top_activation" in [layer.name for layer in model.layers]:
-        endpoints[stride] = "top_activation"
+    names = [layer.name for layer in model.layers]
+    for top in ("top_activation", "top_norm"):  # EfficientNet's head conv, timm CoAtNets' final norm
+        if top in names:
+            endpoints[stride] = top
     return endpoints
 
 

@@ -205,7 +205,7 @@ def create_model(
 
     ``normalization`` (a key of ``weights.registry.NORMALIZATIONS``) is the input normalization the model
     applies; default: the one the weights were trained with, else the family's. ``max_input_size``: the largest
-    image side a CoAtNet's relative-attention tables cover (default: the static input size, else the variant's)."""
+    image side a CoAtNet's relative-attention tables cover (at least the variant's size and the static input's)."""
     from efficientnet_keras.weights import load as weights_lib  # weights live beside the models
 
     v = variant if isinstance(variant, Variant) else get_variant(variant)

@@ -1,4 +1,4 @@
-"""The models are keras.ops-only: the same weights give the same numbers under Keras' PyTorch backend."""
+"""The models are keras.ops-only: the same weights give the same numbers under Keras' PyTorch and JAX backends."""
 
 import os
 import subprocess
@@ -11,9 +11,8 @@ import pytest
 import efficientnet_keras as ek
 from conftest import random_images
 
-pytest.importorskip("torch")
-
-VARIANTS = ["EfficientNetB0", "EfficientNetV2B0"]
+# MBConv with explicit padding, Fused-MBConv, and CoAtNet's pre-norm MBConv, relative attention and LayerNorm.
+VARIANTS = {"torch": ["EfficientNetB0", "EfficientNetV2B0", "CoAtNetNanoRW"], "jax": ["CoAtNetNanoRW"]}
 
 CHILD = textwrap.dedent(
     """
@@ -22,10 +21,10 @@ CHILD = textwrap.dedent(
     import numpy as np
     import efficientnet_keras as ek
 
-    assert keras.backend.backend() == "torch", keras.backend.backend()
-    folder = sys.argv[1]
+    backend, folder = sys.argv[1], sys.argv[2]
+    assert keras.backend.backend() == backend, keras.backend.backend()
     x = np.load(f"{folder}/x.npy")
-    for name in sys.argv[2:]:
+    for name in sys.argv[3:]:
         model = getattr(ek, name)(weights=f"{folder}/{name}.weights.h5", input_shape=(96, 96, 3),
                                   classifier_activation=None)
         np.save(f"{folder}/{name}.npy", keras.ops.convert_to_numpy(model(x, training=False)))
@@ -38,19 +37,21 @@ CHILD = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_torch_backend_matches_tensorflow(tmp_path):
+@pytest.mark.parametrize("backend", sorted(VARIANTS))
+def test_other_backends_match_tensorflow(backend, tmp_path):
+    pytest.importorskip(backend)
     x = random_images(2, 96)
     np.save(tmp_path / "x.npy", x)
     expected = {}
     rng = np.random.default_rng(0)
-    for name in VARIANTS:
+    for name in VARIANTS[backend]:
         model = getattr(ek, name)(weights=None, input_shape=(96, 96, 3), classifier_activation=None)
         model.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in model.get_weights()])
         model.save_weights(str(tmp_path / f"{name}.weights.h5"))
         expected[name] = model.predict(x, verbose=0)
-    env = {**os.environ, "KERAS_BACKEND": "torch", "PYTHONPATH": os.pathsep.join(sys.path)}
-    result = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), *VARIANTS], env=env, capture_output=True,
-                            text=True, timeout=600)
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run([sys.executable, "-c", CHILD, backend, str(tmp_path), *VARIANTS[backend]], env=env,
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    for name in VARIANTS:
+    for name in VARIANTS[backend]:
         np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), expected[name], atol=1e-4, rtol=0)

@@ -22,6 +22,13 @@ def test_decode_fields():
     assert not block_args.decode("r1_k3_s1_e1_i8_o8_noskip").id_skip
 
 
+def test_transformer_stage_fields():
+    t = block_args.decode("r5_s2_e4_i192_o384_c2")
+    assert t.transformer and t.kernel_size is None and t.head_size == block_args.DEFAULT_HEAD_SIZE == 32
+    assert block_args.encode(t) == "r5_s2_e4_i192_o384_h32_c2"  # the head size is written out
+    assert block_args.decode("r5_s2_e4_i192_o384_h64_c2").head_size == 64
+
+
 def test_encode_canonical_order_from_any_order():
     assert block_args.encode(block_args.decode("o24_i16_r2_k3_s2_e6_se0.25")) == "r2_k3_s2_e6_i16_o24_se0.25"
 
@@ -38,7 +45,12 @@ def test_encode_canonical_order_from_any_order():
         ("r2_k3_s12_e1_i24_o24", "token 3 's12'"),
         ("r2_k3_s1_e1_i24_o24_se1.5", "token 7 'se1.5'"),
         ("r2_k3_s1_e1_i24_o24_sex", "token 7 'sex'"),
-        ("r2_k3_s1_e1_i24_o24_c2", "token 7 'c2'"),
+        ("r2_k3_s1_e1_i24_o24_c3", "token 7 'c3'"),
+        ("r2_k3_s2_e4_i192_o384_c2", "a Transformer stage (c2) has no kernel size"),
+        ("r2_s2_e4_i192_o384_se0.25_c2", "a Transformer stage (c2) has no squeeze-excite"),
+        ("r2_k3_s2_e4_i192_o384_h32", "only Transformer stages (c2) have a head size"),
+        ("r2_s2_e4_i192_o384", "missing token(s) 'k<kernel size>'"),
+        ("r2_s2_e4_i192_o384_h0_c2", "token 6 'h0'"),
         ("r2_k3_s1_e1_i24_o24_r3", "token 7 'r3' repeats"),
         ("r2_k3_s1_e1_i24", "missing token(s) 'o<output filters>'"),
         ("r2_k3_s1_e_i24_o24", "token 4 'e'"),

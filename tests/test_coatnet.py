@@ -128,3 +128,131 @@ def test_timm_logits_equal_at_224_and_with_cropped_and_interpolated_tables(funct
     coatnet_to_keras(model, state)
     np.testing.assert_allclose(model.predict(_photos(256), verbose=0),
                                _timm_logits(large, _photos(256), normalization), atol=1e-4, rtol=0)
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("blocks, message", [
+    (("r2_s1_e4_i64_o64_c2", "r2_s2_e4_i64_o128_c2"), "Transformer stage before any downsampling stage"),
+    (("r2_k3_s2_e4_i64_o96_se0.25", "r2_s2_e4_i96_o192_h36_c2"), "head size h36 does not divide its attention "
+                                                                  "width of 192"),
+    (("r2_k3_s2_e4_i64_o96_se0.25", "r2_s1_e4_i96_o192_c2"), "neither downsamples (s1) nor keeps its width"),
+    (("r2_k3_s2_e4_i64_o96_c1", "r2_s2_e4_i96_o192_c2"), "is a Fused-MBConv stage"),
+])
+def test_bad_stage_layouts_are_refused_by_name(blocks, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        builder.build_efficientnet(blocks, family="coatnet")
+
+
+def test_transformer_stage_in_an_efficientnet_family_is_refused():
+    with pytest.raises(ValueError, match="family 'v2' is an EfficientNet family"):
+        builder.build_efficientnet(("r2_k3_s2_e4_i32_o64", "r2_s2_e4_i64_o128_c2"), family="v2")
+
+
+def test_input_too_small_and_map_larger_than_the_table_are_refused():
+    with pytest.raises(ValueError, match="at least 32x32"):
+        ek.CoAtNet0(weights=None, input_shape=(16, 16, 3))
+    model = ek.CoAtNetNanoRW(weights=None, input_shape=(None, None, 3))  # tables for 224 px
+    with pytest.raises(ValueError, match="sees a 16x16 feature map, larger than the 14x14"):
+        model.predict(np.zeros((1, 256, 256, 3), "float32"), verbose=0)
+    # Built for 256 px, the same network covers it (its tables are larger).
+    assert ek.CoAtNetNanoRW(weights=None, input_shape=(256, 256, 3)).get_layer(
+        "block3a_attention").relative_position_bias.shape == (31, 31, 4)  # 128 channels / 32
+
+
+def test_weights_of_another_configuration_are_refused(tmp_path):
+    state = _state(timm.create_model("coatnet_0_rw_224"))
+    with pytest.raises(ValueError, match="network of 14 blocks, model 'coatnet-nano-rw' has 16"):
+        coatnet_to_keras(create_model("CoAtNetNanoRW", weights=None), state)
+    with pytest.raises(ValueError, match="layer 'block3a_norm1' lacks 'moving_mean'"):  # LayerNorm into BatchNorm
+        coatnet_to_keras(create_model("CoAtNetBN0RW", weights=None), state)
+    with pytest.raises(ValueError, match="CoAtNet0 takes coatnet_0_224.<tag>"):
+        create_model("CoAtNet0", weights="timm:coatnet_0_rw_224.sw_in1k")
+    with pytest.raises(ValueError, match='CoAtNet0 has no weights="imagenet"'):
+        ek.CoAtNet0(weights="imagenet")
+
+
+def test_bias_table_resize_crops_exactly_and_interpolates_as_timm():
+    from timm.layers.pos_embed_rel import resize_rel_pos_bias_table
+
+    table = np.random.default_rng(0).normal(size=(13, 13, 4)).astype("float32")
+    crop = resize_bias_table(table, (9, 9))
+    np.testing.assert_array_equal(crop, table[2:11, 2:11])  # offsets -4..4 of the -6..6 table
+    theirs = resize_rel_pos_bias_table(torch.from_numpy(table.reshape(169, 4)), new_window_size=(10, 10),
+                                       new_bias_shape=(19 * 19, 4)).numpy()
+    np.testing.assert_allclose(resize_bias_table(table, (19, 19)).reshape(361, 4), theirs, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------- the rest
+
+
+def test_feature_extractor_and_regularization():
+    model = create_model("CoAtNetNanoRW", weights=None, include_top=False, input_shape=(None, None, 3))
+    features = ek.feature_extractor(model).predict(np.zeros((1, 96, 96, 3), "float32"), verbose=0)
+    assert {k: v.shape[1:] for k, v in features.items()} == {
+        "P1": (48, 48, 64), "P2": (24, 24, 64), "P3": (12, 12, 128), "P4": (6, 6, 256), "P5": (3, 3, 512)}
+    model = ek.CoAtNet0(weights=None)
+    ek.set_regularization(model, dropout=0.3, stochastic_depth=0.4)
+    assert ek.get_regularization(model) == pytest.approx({"dropout": 0.3, "stochastic_depth": 0.4})
+
+
+# A small CoAtNet in timm's _rw conventions: two MBConv stages, two Transformer stages (head size 16).
+SMALL = "r1_k3_s2_e4_i16_o16_se0.25,r1_k3_s2_e4_i16_o32_se0.25,r2_s2_e2_i32_o64_h16_c2,r1_s2_e2_i64_o64_h16_c2"
+
+
+class _CountTraces(keras.callbacks.Callback):
+    """Counts how often the train step is traced (``train_step`` runs once per trace), at each epoch's end."""
+
+    def __init__(self):
+        super().__init__()
+        self.traces, self.at_epoch_end = 0, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.at_epoch_end.append(self.traces)
+
+    def set_model(self, model):
+        super().set_model(model)
+        if not getattr(model, "_counted", False):
+            step = model.train_step
+            model.train_step = lambda data: setattr(self, "traces", self.traces + 1) or step(data)
+            model._counted = True
+
+
+@pytest.mark.slow
+def test_small_coatnet_learns_with_progressive_learning_then_serves(tmp_path):
+    import tensorflow as tf
+
+    from efficientnet_keras import export
+    from efficientnet_keras.train import TrainConfig, train
+
+    counter = _CountTraces()
+    result = train(TrainConfig(
+        model="CoAtNet0RW", blocks=SMALL, dataset="digits", model_dir=str(tmp_path / "run"), epochs=6,
+        num_stages=3, batch_size=32, image_size_min=32, image_size_max=64, optimizer="adamw",
+        learning_rate_per_256=0.008, randaug_max=0, bn_momentum=0.9, ema_decay=0.99, verbose=0), callbacks=[counter])
+    assert [s["image_size"] for s in result["stages"]] == [42, 53, 64]
+    assert result["eval"]["accuracy"] > 0.6  # chance is 0.1
+    # The step traced in the first epoch (as for the EfficientNets: twice, before and after the rates became
+    # run-time variables) served every later size (stages switch at epochs 3 and 5): maps of 2x2 to 4x4 at stride 16.
+    assert counter.at_epoch_end == [counter.traces] * 6
+
+    servable = export.load_servable(str(tmp_path / "run"))
+    assert servable.image_size == 64
+    folded = export.fold_batchnorm(servable.model)
+    kinds = [type(layer).__name__ for layer in folded.layers]
+    # Folded: the stem's and each MBConv's expansion BN; kept: pre-norms (after an add) and the BN after
+    # squeeze-excite (timm _rw's order: depthwise conv, squeeze-excite, BN).
+    assert (kinds.count("FoldedBatchNorm"), kinds.count("BatchNormalization")) == (3, 4)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(folded.predict(x, verbose=0), servable.model.predict(x, verbose=0), atol=1e-4)
+    path = export.export_saved_model(export.Servable(folded, 64, servable.class_names, servable.crop_fraction,
+                                                     servable.preprocessing), str(tmp_path / "serving"), top_k=3)
+    from efficientnet_keras.training.data import load_source
+
+    _, test, _ = load_source("digits")  # a request of 32 encoded 8x8 digits of the evaluation split
+    images, labels = (a[:32] for a in test.arrays)
+    encoded = [tf.io.encode_png(image).numpy() for image in images]
+    answer = tf.saved_model.load(path).signatures[export.SERVING_DEFAULT](image_bytes=tf.constant(encoded))
+    assert answer["class_ids"].shape == (32, 3)
+    assert np.mean(answer["class_ids"].numpy()[:, 0] == labels) > 0.6

@@ -27,7 +27,7 @@ from efficientnet_keras.training.optimizers import SCHEDULES, AdamWEMA, RMSpropE
 from efficientnet_keras.training.progressive import PROGRESSIONS
 from efficientnet_keras.training.recipes import RECIPES
 from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, RUN_FILE, Backup, HistoryCSV, RunDir
-from efficientnet_keras.weights.load import WEIGHT_SETS
+from efficientnet_keras.weights.load import TIMM_PREFIX, WEIGHT_SETS
 from efficientnet_keras.weights.registry import set_info
 
 __all__ = ["TrainConfig", "train", "evaluate"]
@@ -378,13 +378,16 @@ def _build_model(c: TrainConfig, variant, plan: _Plan, num_classes: int, replica
     from efficientnet_keras.models import create_model
 
     first = plan.stages[0]
-    weight_set = c.weights if c.weights in WEIGHT_SETS else None
-    normalization = set_info(variant.name, weight_set).normalization if weight_set else None
+    # Pretrained weights (a set or timm's) give the backbone; the classifier is new, for this dataset's classes.
+    weight_set = c.weights if c.weights in WEIGHT_SETS or str(c.weights).startswith(TIMM_PREFIX) else None
+    normalization = _weights_normalization(variant, weight_set) if weight_set else None
+    # A CoAtNet's relative position tables cover the largest image it will see: every stage and the evaluation.
+    largest = max([s.image_size for s in plan.stages] + [plan.eval_size])
     model = create_model(variant, weights=None if weight_set else c.weights, input_shape=(None, None, 3),
                          classes=num_classes, classifier_activation=None, dropout_rate=first.dropout,
-                         drop_connect_rate=c.stochastic_depth, normalization=normalization)
+                         drop_connect_rate=c.stochastic_depth, normalization=normalization, max_input_size=largest)
     if weight_set:
-        _load_backbone(model, variant, weight_set)
+        _load_backbone(model, variant, weight_set, largest)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = c.bn_momentum
@@ -642,11 +645,21 @@ def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = 
         return model.evaluate(ds, return_dict=True, verbose=0)
 
 
-def _load_backbone(model, variant, weight_set: str) -> None:
-    """A weight set's weights for everything but the classifier (fine-tuning on another class count)."""
+def _weights_normalization(variant, weights: str) -> str:
+    if weights.startswith(TIMM_PREFIX):
+        from efficientnet_keras.weights.timm_convert import timm_normalization
+
+        return timm_normalization(weights[len(TIMM_PREFIX):], variant)
+    return set_info(variant.name, weights).normalization
+
+
+def _load_backbone(model, variant, weight_set: str, max_input_size: int) -> None:
+    """Pretrained weights (a set, or timm's) for everything but the classifier (fine-tuning on another class
+    count)."""
     from efficientnet_keras.models import create_model
     from efficientnet_keras.weights.convert import assign_layers, layer_values
 
-    pretrained = create_model(variant, weights=weight_set, include_top=False, input_shape=(None, None, 3))
+    pretrained = create_model(variant, weights=weight_set, include_top=False, input_shape=(None, None, 3),
+                              max_input_size=max_input_size)
     values = {**layer_values(pretrained.layers), **layer_values([model.get_layer("predictions")])}  # head: new
     assign_layers(model, values, f"weights={weight_set}")
