@@ -234,7 +234,9 @@ def test_readme_table_is_the_registrys():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
-        assert module.table() in f.read(), "README's weights table is stale: run python tools/weights_table.py"
+        readme = f.read()
+    assert module.table() in readme, "README's weights table is stale: run python tools/weights_table.py"
+    assert module.coatnet_table() in readme, "README's CoAtNet table is stale: run python tools/weights_table.py"
 
 
 def test_imagenet21k_archive_is_converted_with_its_head_and_checked_on_21k_classes(keras_home, monkeypatch):

@@ -1,11 +1,12 @@
-"""Print README's table of weight sets from the registry (efficientnet_keras/weights/registry.py), so the two
-agree; tests/test_weight_sets.py checks that README holds this output.
+"""Print README's tables of weight sets from the registry (efficientnet_keras/weights/registry.py) and of timm's
+CoAtNet weights (weights/timm_coatnet.py), so they agree; tests/test_weight_sets.py checks README holds them.
 
     python tools/weights_table.py
 """
 
-from efficientnet_keras.models import get_variant
+from efficientnet_keras.models import VARIANTS, get_variant
 from efficientnet_keras.weights.registry import REGISTRY
+from efficientnet_keras.weights.timm_coatnet import TIMM_WEIGHTS
 
 NORMALIZATION = {"imagenet": "ImageNet mean/std", "keras_v1": "ImageNet mean/std", "unit": "(x − 128) / 128",
                  "inception": "(x − 127.5) / 127.5", "lite": "(x − 127) / 128"}
@@ -30,5 +31,19 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def coatnet_table() -> str:
+    rows = ["| constructor | `weights=` | top-1 (published) | input | normalization | classes |",
+            "|---|---|---|---|---|---|"]
+    for v in VARIANTS.values():
+        for tag, (top1, classes) in TIMM_WEIGHTS.items():
+            if tag.split(".")[0] == v.timm:
+                default = " (default)" if v.default_weights == f"timm:{tag}" else ""
+                rows.append(f"| `{v.function}` | `\"timm:{tag}\"`{default} | {f'{top1:.2f}%' if top1 else '— (12k)'} | "
+                            f"{v.resolution} | {NORMALIZATION[v.family.preprocessing]} | {classes} |")
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
     print(table())
+    print()
+    print(coatnet_table())
