@@ -83,7 +83,7 @@ def _is_variant(name: str) -> bool:
     return True
 
 
-def load_servable(model: str | keras.Model, weights: str | None = "imagenet", image_size: int | None = None,
+def load_servable(model: str | keras.Model, weights: str | None = "default", image_size: int | None = None,
                   crop_fraction: float | None = None, class_names: list[str] | None = None) -> Servable:
     """A zoo variant name, a ``.keras`` file, a training ``model_dir`` or a built model, ready to export.
 
@@ -419,7 +419,8 @@ def _define_flags():
 
     flags.DEFINE_string("model", None, "Variant name (EfficientNetLite0), a .keras file, or a training model_dir.",
                         required=True)
-    flags.DEFINE_string("weights", "imagenet", 'For a variant name: "imagenet", a weights file, or "none".')
+    flags.DEFINE_string("weights", "default", 'For a variant name: "default" (its constructor\'s: "imagenet", or a '
+                        'CoAtNet\'s timm weights), a weight set, "timm:<name>", a weights file, or "none".')
     flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite", "tflite_int8"], "What to write.")
     flags.DEFINE_string("export_dir", None, "SavedModel base folder; the model goes to <export_dir>/<version>/.")
     flags.DEFINE_integer("version", None, "SavedModel version folder (default: one more than the largest there).",

@@ -17,7 +17,9 @@ from efficientnet_keras import builder
 from efficientnet_keras.builder import COATNET, COATNET_RW, Family, LITE, V1, V2, V2_B
 from efficientnet_keras.transforms import LEGACY_V1, OFFICIAL_V2, TIMM_COATNET, Preprocessing
 
-__all__ = ["Variant", "VARIANTS", "get_variant", "create_model"]
+__all__ = ["Variant", "VARIANTS", "get_variant", "create_model", "DEFAULT_WEIGHTS"]
+
+DEFAULT_WEIGHTS = "default"  # weights= the variant's constructor defaults to
 
 V1_BLOCKS = (
     "r1_k3_s11_e1_i32_o16_se0.25",
@@ -209,6 +211,8 @@ def create_model(
     from efficientnet_keras.weights import load as weights_lib  # weights live beside the models
 
     v = variant if isinstance(variant, Variant) else get_variant(variant)
+    if weights == DEFAULT_WEIGHTS:  # the CLIs' default: "imagenet", or a CoAtNet's timm weights (or none)
+        weights = v.default_weights
     pretrained, classes = weights_lib.check_weights_argument(v, weights, include_top, classes, classifier_activation)
     # Resolve (and if need be download and convert) the weights before building, so a missing file fails fast.
     resolved = timm_values = None
@@ -289,7 +293,7 @@ RGB floats in [0, 255]; preprocessing is part of the model (``include_preprocess
 
 Args:
     include_top: whether to include the classifier (``avg_pool``, ``top_dropout``, ``predictions``).
-    weights: ``None`` (random); a weight set: {sets}; ``"timm:<name>"`` (a timm
+    weights: default ``{default}``. ``None`` (random); a weight set: {sets}; ``"timm:<name>"`` (a timm
         state dict: Hugging Face cache name or ``.safetensors``/``.pth`` path); an official TensorFlow checkpoint
         (folder or prefix); or a ``.weights.h5`` / ``.keras`` / Keras ``.h5`` file. The model normalizes its
         [0, 255] input as the weights were trained.
@@ -303,7 +307,7 @@ Args:
     include_preprocessing: whether the model rescales/normalizes its [0, 255] input itself.
     name: model name (default ``"{name}"``).
     dropout_rate: top dropout (default {dropout}); changeable later with ``set_regularization``.
-    drop_connect_rate: stochastic-depth rate of the last block (default 0.2).
+    drop_connect_rate: stochastic-depth rate of the last block (default {drop_connect}).
 
 Returns:
     A ``keras.Model``.
@@ -344,7 +348,7 @@ def _make_constructor(v: Variant) -> Callable[..., keras.Model]:
     from efficientnet_keras.weights.registry import weight_sets
 
     sets = ", ".join(f'``"{s}"``' for s in weight_sets(v.name)) or "none registered"
-    constructor.__doc__ = _DOC.format(**dataclasses.asdict(v), sets=sets)
+    constructor.__doc__ = _DOC.format(**dataclasses.asdict(v), sets=sets, default=v.default_weights)
     return constructor
 
 

@@ -19,8 +19,9 @@ from absl import app, flags  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "EfficientNetLite0", "Variant to use, e.g. EfficientNetLite0 or EfficientNetV2S.")
 flags.DEFINE_list("images", [], "Image files (JPEG/PNG/BMP/GIF). Default: the shipped cat and espresso photos.")
-flags.DEFINE_string("weights", "imagenet", 'A weight set ("imagenet", "imagenet21k-ft1k", "imagenet21k", '
-                    '"noisy-student", "advprop"), "timm:<name>", an official checkpoint or a weights file.')
+flags.DEFINE_string("weights", "default", '"default" (the constructor\'s: "imagenet", or a CoAtNet\'s timm weights), '
+                    'a weight set ("imagenet", "imagenet21k-ft1k", "imagenet21k", "noisy-student", "advprop"), '
+                    '"timm:<name>", an official checkpoint or a weights file.')
 flags.DEFINE_integer("top", 5, "How many classes to print per image.", lower_bound=1, upper_bound=21843)
 flags.DEFINE_float("crop_fraction", None, "Central crop kept before resizing (default: the variant's official "
                    "evaluation crop, size/(size+32); V2-S/M/L/XL at 320 px and up: the whole image).")

@@ -40,7 +40,7 @@ def test_parameter_counts_equal_timm(function):
         assert _trainable(model) == PAPER_PARAMS[function]
 
 
-# timm's published GMACs of its _rw models (model cards), counted by fvcore/thop: the same convention.
+# timm's published GMACs of its _rw models (its model cards), which count attention's products as we do.
 TIMM_GMACS = {"CoAtNetNanoRW": 2.41e9, "CoAtNet0RW": 4.43e9, "CoAtNetBN0RW": 4.67e9, "CoAtNet1RW": 8.04e9,
               "CoAtNet2RW": 15.09e9}
 
