@@ -1,6 +1,6 @@
-"""EfficientNet V1, V2 and Lite for Keras 3, drop-in compatible with keras.applications.
+"""EfficientNet V1, V2 and Lite for Keras 3, drop-in compatible with keras.applications, and CoAtNet.
 
-    from efficientnet_keras import EfficientNetV2S
+    from efficientnet_keras import EfficientNetV2S, CoAtNet0
     model = EfficientNetV2S(weights=None)
 """
 
@@ -29,7 +29,7 @@ from efficientnet_keras.models import CONSTRUCTORS, VARIANTS, Variant, create_mo
 
 __version__ = "0.1.0"
 
-globals().update(CONSTRUCTORS)  # EfficientNetB0 ... EfficientNetLite4, one per row of models.VARIANTS
+globals().update(CONSTRUCTORS)  # EfficientNetB0 ... EfficientNetLite4, CoAtNet0 ..., one per row of models.VARIANTS
 
 __all__ = [
     *CONSTRUCTORS,

@@ -11,7 +11,7 @@ token      meaning
 ``e<n>``   expansion ratio of the inverted bottleneck (Transformer: of the feed-forward network)
 ``i<n>``   input filters (before width scaling)
 ``o<n>``   output filters (before width scaling)
-``se<f>``  optional squeeze-excite ratio in (0, 1], relative to the input filters (convolution stages only)
+``se<f>``  optional squeeze-excite ratio in (0, 1], of the input filters (CoAtNet: ``Family.se_from``'s)
 ``h<n>``   optional attention head size of a Transformer stage (default 32, CoAtNet's)
 ``c<n>``   optional block type: 0 MBConv (default), 1 Fused-MBConv, 2 Transformer with relative attention
 ``noskip`` optional: no identity skip connection

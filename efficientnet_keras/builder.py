@@ -523,8 +523,8 @@ def build_efficientnet(
     ``rescaling_1`` layer keras.applications V1 uses with its ImageNet files. ``preprocessing`` overrides the
     family's input normalization (a ``Family.preprocessing`` value), e.g. ``"unit"`` for V2-B0 weights trained on
     [-1, 1] inputs. ``max_input_size``: the largest image side the relative-attention tables of Transformer
-    stages cover (they cover ``default_size`` and the static input size in any case). ``efficientnet_keras.models`` wraps this
-    with weight loading for the named variants.
+    stages cover (they cover ``default_size`` and the static input size in any case).
+    ``efficientnet_keras.models`` wraps this with weight loading for the named variants.
     """
     if isinstance(family, str):
         if family not in FAMILIES:

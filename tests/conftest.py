@@ -35,6 +35,22 @@ def count_traces(model) -> list:
     return traces
 
 
+def hugging_face_cache(tmp_path, monkeypatch, repo: str, state: dict) -> None:
+    """An offline Hugging Face Hub cache holding ``model.safetensors`` (``state``) of ``repo``, as
+    ``hf_hub_download`` leaves it, used by this test only (EFFICIENTNET_KERAS_OFFLINE set: nothing downloads)."""
+    hub = pytest.importorskip("huggingface_hub")
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / f"models--{repo.replace('/', '--')}"
+    revision = "0" * 40
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(revision)
+    (folder / "snapshots" / revision).mkdir(parents=True)
+    save_file(state, str(folder / "snapshots" / revision / "model.safetensors"))
+    monkeypatch.setattr(hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("EFFICIENTNET_KERAS_OFFLINE", "1")
+
+
 def real_photos() -> list:
     """Four real photos that ship with scikit-image (cat, espresso, astronaut, rocket), uint8 RGB."""
     from skimage import data as photos

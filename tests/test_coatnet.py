@@ -9,6 +9,7 @@ import pytest
 
 import efficientnet_keras as ek
 import torchvision_stub
+from conftest import hugging_face_cache
 from efficientnet_keras import builder
 from efficientnet_keras.attention import resize_bias_table
 from efficientnet_keras.models import VARIANTS, create_model, get_variant
@@ -140,19 +141,9 @@ def test_timm_logits_equal_at_224_and_with_cropped_and_interpolated_tables(funct
 
 def test_default_weights_resolve_from_the_hugging_face_cache(tmp_path, monkeypatch):
     """``CoAtNetNanoRW()`` loads ``timm/coatnet_nano_rw_224.sw_in1k`` from the Hub cache (here made by hand), offline."""
-    hub = pytest.importorskip("huggingface_hub")
-    from safetensors.numpy import save_file
-
     assert get_variant("CoAtNetNanoRW").default_weights == "timm:coatnet_nano_rw_224.sw_in1k"
     reference = _timm_model("coatnet_nano_rw_224")
-    repo = tmp_path / "models--timm--coatnet_nano_rw_224.sw_in1k"
-    revision = "0" * 40
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
-    (repo / "snapshots" / revision).mkdir(parents=True)
-    save_file(_state(reference), str(repo / "snapshots" / revision / "model.safetensors"))
-    monkeypatch.setattr(hub.constants, "HF_HUB_CACHE", str(tmp_path))
-    monkeypatch.setenv("EFFICIENTNET_KERAS_OFFLINE", "1")
+    hugging_face_cache(tmp_path, monkeypatch, "timm/coatnet_nano_rw_224.sw_in1k", _state(reference))
     model = ek.CoAtNetNanoRW(classifier_activation=None)
     np.testing.assert_allclose(model.predict(_photos(224), verbose=0),
                                _timm_logits(reference, _photos(224), "inception"), atol=1e-4, rtol=0)

@@ -7,6 +7,7 @@ import pytest
 
 import efficientnet_keras as ek
 import torchvision_stub
+from conftest import hugging_face_cache
 from efficientnet_keras.models import create_model, get_variant
 from efficientnet_keras.transforms import eval_transform
 from efficientnet_keras.weights.check import sample_photos
@@ -112,19 +113,9 @@ def test_timm_tag_normalization(name, function, expected):
 
 def test_timm_name_resolves_from_the_hugging_face_cache(tmp_path, monkeypatch):
     """``timm:<name>.<tag>`` reads ``model.safetensors`` of ``timm/<name>.<tag>`` from the Hub cache, offline."""
-    hub = pytest.importorskip("huggingface_hub")
-    from safetensors.numpy import save_file
-
     reference = _timm_model("tf_efficientnet_lite0")
-    repo = tmp_path / "models--timm--tf_efficientnet_lite0.in1k"
-    revision = "0" * 40
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
-    (repo / "snapshots" / revision).mkdir(parents=True)
-    save_file({k: v.numpy() for k, v in reference.state_dict().items()},
-              str(repo / "snapshots" / revision / "model.safetensors"))
-    monkeypatch.setattr(hub.constants, "HF_HUB_CACHE", str(tmp_path))
-    monkeypatch.setenv("EFFICIENTNET_KERAS_OFFLINE", "1")
+    hugging_face_cache(tmp_path, monkeypatch, "timm/tf_efficientnet_lite0.in1k",
+                       {k: v.numpy() for k, v in reference.state_dict().items()})
     model = ek.EfficientNetLite0(weights="timm:tf_efficientnet_lite0.in1k", classifier_activation=None,
                                  input_shape=(SIZE, SIZE, 3))
     pixels = ((_photos() + 1.0) * 127.5).astype(np.float32)
