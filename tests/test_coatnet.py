@@ -243,8 +243,8 @@ def test_small_coatnet_learns_with_progressive_learning_then_serves(tmp_path):
         learning_rate_per_256=0.008, randaug_max=0, bn_momentum=0.9, ema_decay=0.99, verbose=0), callbacks=[counter])
     assert [s["image_size"] for s in result["stages"]] == [42, 53, 64]
     assert result["eval"]["accuracy"] > 0.6  # chance is 0.1
-    # The step traced in the first epoch (as for the EfficientNets: twice, before and after the rates became
-    # run-time variables) served every later size (stages switch at epochs 3 and 5): maps of 2x2 to 4x4 at stride 16.
+    # The step traced in the first epoch (twice, as for the EfficientNets under this trainer) served every later
+    # size: the stages switch at epochs 3 and 5, the maps at stride 16 grow from 3x3 to 4x4.
     assert counter.at_epoch_end == [counter.traces] * 6
 
     servable = export.load_servable(str(tmp_path / "run"))
