@@ -61,16 +61,20 @@ class RelativeAttention(keras.layers.Layer):
                 "create_model(..., max_input_size=size)) and load the weights into it; the table is then "
                 "interpolated as timm does.")
 
+        table = ops.cast(self.relative_position_bias, self.compute_dtype)
+
         def offsets(n, table_n):
+            """(n, n, 2 table_n - 1): one-hot row of the table for each (query, key) pair along one axis."""
             i = ops.arange(n)
             # Beyond the table (only possible for a map whose size is unknown until run time) the edge offsets
-            # are reused; the trainer refuses such sizes before training.
-            return ops.clip(i[:, None] - i[None, :] + (table_n - 1), 0, 2 * table_n - 2)
+            # are reused; the trainer sizes the tables for every image it trains and evaluates on.
+            index = ops.clip(i[:, None] - i[None, :] + (table_n - 1), 0, 2 * table_n - 2)
+            return ops.one_hot(index, 2 * table_n - 1, dtype=table.dtype)
 
-        table = ops.cast(self.relative_position_bias, self.compute_dtype)
-        t = ops.take(table, offsets(height, rows), axis=0)  # (qy, ky, 2W-1, heads)
-        t = ops.take(t, offsets(width, cols), axis=2)  # (qy, ky, qx, kx, heads)
-        t = ops.transpose(t, (4, 0, 2, 1, 3))  # (heads, qy, qx, ky, kx)
+        # A gather written as one-hot products (exact: one term is 1 x value, the rest 0): its gradient is dense,
+        # where a gather's is IndexedSlices, which Keras' float16 loss scaling cannot multiply.
+        t = ops.einsum("qkr,rch->qkch", offsets(height, rows), table)  # (qy, ky, 2W-1, heads)
+        t = ops.einsum("xyc,qkch->hqxky", offsets(width, cols), t)  # (heads, qy, qx, ky, kx)
         return ops.reshape(t, (self.num_heads, height * width, height * width))
 
     def call(self, qkv):

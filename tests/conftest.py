@@ -11,10 +11,12 @@ import pytest  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _restore_data_format():
-    """Tests may switch to channels_first; every test starts and ends in channels_last."""
+    """Tests may switch to channels_first or a mixed-precision policy; every test starts and ends in channels_last
+    and float32."""
     keras.config.set_image_data_format("channels_last")
     yield
     keras.config.set_image_data_format("channels_last")
+    keras.mixed_precision.set_global_policy("float32")
 
 
 @pytest.fixture

@@ -240,8 +240,10 @@ def test_small_coatnet_learns_with_progressive_learning_then_serves(tmp_path):
     result = train(TrainConfig(
         model="CoAtNet0RW", blocks=SMALL, dataset="digits", model_dir=str(tmp_path / "run"), epochs=6,
         num_stages=3, batch_size=32, image_size_min=32, image_size_max=64, optimizer="adamw",
-        learning_rate_per_256=0.008, randaug_max=0, bn_momentum=0.9, ema_decay=0.99, verbose=0), callbacks=[counter])
+        learning_rate_per_256=0.008, randaug_max=0, bn_momentum=0.9, ema_decay=0.99, verbose=0,
+        mixed_precision="float16"), callbacks=[counter])  # loss scaling: the bias tables' gradients must be dense
     assert [s["image_size"] for s in result["stages"]] == [42, 53, 64]
+    assert result["dtype_policy"] == "mixed_float16" and keras.mixed_precision.global_policy().name == "float32"
     assert result["eval"]["accuracy"] > 0.6  # chance is 0.1
     # The step traced in the first epoch (twice, as for the EfficientNets under this trainer) served every later
     # size: the stages switch at epochs 3 and 5, the maps at stride 16 grow from 3x3 to 4x4.
@@ -255,7 +257,9 @@ def test_small_coatnet_learns_with_progressive_learning_then_serves(tmp_path):
     # squeeze-excite (timm _rw's order: depthwise conv, squeeze-excite, BN).
     assert (kinds.count("FoldedBatchNorm"), kinds.count("BatchNormalization")) == (3, 4)
     x = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
-    np.testing.assert_allclose(folded.predict(x, verbose=0), servable.model.predict(x, verbose=0), atol=1e-4)
+    expected = servable.model.predict(x, verbose=0)
+    # The trained model computes in float16: the folded kernels round differently at that precision.
+    np.testing.assert_allclose(folded.predict(x, verbose=0), expected, atol=2e-2 * np.abs(expected).max())
     path = export.export_saved_model(export.Servable(folded, 64, servable.class_names, servable.crop_fraction,
                                                      servable.preprocessing), str(tmp_path / "serving"), top_k=3)
     from efficientnet_keras.training.data import load_source

@@ -547,39 +547,51 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     c = _cover_min_examples(c, _num_train(c, info))
     plan = _plan(c, variant, info, replicas)
     chief = _claim_model_dir(c, strategy, info.num_classes)
-    keras.mixed_precision.set_global_policy(distribute.resolve_mixed_precision(c.mixed_precision, kind))
-    keras.utils.set_random_seed(c.seed)
-    if c.deterministic and keras.backend.backend() == "tensorflow":
-        tf.config.experimental.enable_op_determinism()
+    with _dtype_policy(distribute.resolve_mixed_precision(c.mixed_precision, kind)):
+        keras.utils.set_random_seed(c.seed)
+        if c.deterministic and keras.backend.backend() == "tensorflow":
+            tf.config.experimental.enable_op_determinism()
 
-    state, skipped = data_lib.StageState(), data_lib.SkippedImages()
-    augmenters = StageAugmenters(plan.stages, policy=c.augment)
-    train_split = data_lib.limit(train_split, c.train_examples)
-    eval_split = data_lib.limit(eval_split, c.eval_examples)
+        state, skipped = data_lib.StageState(), data_lib.SkippedImages()
+        augmenters = StageAugmenters(plan.stages, policy=c.augment)
+        train_split = data_lib.limit(train_split, c.train_examples)
+        eval_split = data_lib.limit(eval_split, c.eval_examples)
 
-    def train_for_segment(steps):
-        def make(context):
-            ds = data_lib.make_train_dataset(
-                train_split, info, plan.stages, state, c.batch_size, seed=c.seed, deterministic=c.deterministic,
-                augmenters=augmenters, shuffle_buffer=c.shuffle_buffer, cache_limit_mb=c.cache_limit_mb,
-                skipped=skipped, input_context=context, preprocessing=plan.preprocessing,
-                random_crop=c.train_crop == "random", finetune_cutout=c.cutout)
-            # The epoch's exact length, stated: where a dataset's length is unknown, Keras 3.15 counts one optimizer
-            # step that never happened at each epoch end (shifting the schedules). A wrong length fails loudly.
-            # Under a strategy, each step takes one batch per replica of this host.
-            per_host = context.num_replicas_in_sync // context.num_input_pipelines if context else 1
-            return ds.apply(tf.data.experimental.assert_cardinality(steps * per_host))
-        return _distribute(strategy, make)
+        def train_for_segment(steps):
+            def make(context):
+                ds = data_lib.make_train_dataset(
+                    train_split, info, plan.stages, state, c.batch_size, seed=c.seed, deterministic=c.deterministic,
+                    augmenters=augmenters, shuffle_buffer=c.shuffle_buffer, cache_limit_mb=c.cache_limit_mb,
+                    skipped=skipped, input_context=context, preprocessing=plan.preprocessing,
+                    random_crop=c.train_crop == "random", finetune_cutout=c.cutout)
+                # The epoch's exact length, stated: where a dataset's length is unknown, Keras 3.15 counts one optimizer
+                # step that never happened at each epoch end (shifting the schedules). A wrong length fails loudly.
+                # Under a strategy, each step takes one batch per replica of this host.
+                per_host = context.num_replicas_in_sync // context.num_input_pipelines if context else 1
+                return ds.apply(tf.data.experimental.assert_cardinality(steps * per_host))
+            return _distribute(strategy, make)
 
-    eval_ds = _distribute(strategy, lambda context: data_lib.make_eval_dataset(
-        eval_split, info, plan.eval_size, c.batch_size, c.crop_fraction, static_batches=kind == "tpu",
-        cache_limit_mb=c.cache_limit_mb, skipped=skipped, input_context=context, preprocessing=plan.preprocessing))
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = _build_model(c, variant, plan, info.num_classes, replicas)
-        _compile(c, model, plan, kind)
-    callback_list = _callbacks(c, plan, state, skipped, chief, callbacks)
-    history = _fit(c, model, plan, train_for_segment, eval_ds, callback_list)
-    return _finish(c, model, plan, info, eval_ds, history, chief, replicas)
+        eval_ds = _distribute(strategy, lambda context: data_lib.make_eval_dataset(
+            eval_split, info, plan.eval_size, c.batch_size, c.crop_fraction, static_batches=kind == "tpu",
+            cache_limit_mb=c.cache_limit_mb, skipped=skipped, input_context=context, preprocessing=plan.preprocessing))
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            model = _build_model(c, variant, plan, info.num_classes, replicas)
+            _compile(c, model, plan, kind)
+        callback_list = _callbacks(c, plan, state, skipped, chief, callbacks)
+        history = _fit(c, model, plan, train_for_segment, eval_ds, callback_list)
+        return _finish(c, model, plan, info, eval_ds, history, chief, replicas)
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+    """Keras' global dtype policy set for the run and restored after it, so a caller in the same process (a
+    notebook, a test) builds its next models as before."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def _finish(c: TrainConfig, model, plan: _Plan, info, eval_ds, history, chief: bool, replicas: int) -> dict:
