@@ -534,7 +534,8 @@ def build_efficientnet(
     if not decoded:
         raise ValueError("blocks must hold at least one block-args string; got none.")
     _check_coefficients(width_coefficient, depth_coefficient, default_size, dropout_rate, drop_connect_rate)
-    _check_stages(decoded, family, width_coefficient, depth_divisor)
+    b = _Builder(family, width_coefficient, depth_coefficient, depth_divisor)
+    _check_stages(decoded, family, b.filters)
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}.")
     if include_top and (not isinstance(classes, int) or classes < 1):
@@ -548,7 +549,6 @@ def build_efficientnet(
     else:
         img_input = input_tensor
 
-    b = _Builder(family, width_coefficient, depth_coefficient, depth_divisor)
     channels = img_input.shape[b.bn_axis]
     x = img_input
     if include_preprocessing:
@@ -607,8 +607,9 @@ def _largest_map(shape, channel_axis: int, default_size: int, max_input_size: in
     return tuple(max(default_size, d or 0, max_input_size or 0) for d in spatial)
 
 
-def _check_stages(decoded: Sequence[BlockArgs], family: Family, width: float, depth_divisor: int) -> None:
-    """What CoAtNet's stage types need, checked before any layer is made (errors name the stage)."""
+def _check_stages(decoded: Sequence[BlockArgs], family: Family, filters: Callable[[int], int]) -> None:
+    """What CoAtNet's stage types need, checked before any layer is made (errors name the stage); ``filters``
+    scales a stage's filter count (``_Builder.filters``)."""
     stride = 2  # the stem's
     for stage, args in enumerate(decoded, start=1):
         text = block_args_lib.encode(args)
@@ -627,8 +628,7 @@ def _check_stages(decoded: Sequence[BlockArgs], family: Family, width: float, de
                     f"Stage {stage} ({text!r}) is a Transformer stage before any downsampling stage: attention over "
                     f"every position of a stride-{stride} map is quadratic in the image area (a 224 px image has "
                     f"{(224 // stride) ** 2:,} positions). Put MBConv stages that downsample (s2) first, as CoAtNet does.")
-            out = round_filters(args.output_filters, width, depth_divisor, family.min_depth, family.guard_rounding)
-            inp = round_filters(args.input_filters, width, depth_divisor, family.min_depth, family.guard_rounding)
+            out, inp = filters(args.output_filters), filters(args.input_filters)
             if args.stride == 1 and inp != out:
                 raise ValueError(f"Stage {stage} ({text!r}) is a Transformer stage that neither downsamples (s1) nor "
                                  f"keeps its width (i{args.input_filters} -> o{args.output_filters}): make it s2 or "

@@ -34,8 +34,9 @@ def timm_architecture(function: str) -> str:
     """The timm ``tf_`` port of a variant: ``EfficientNetV2S`` -> ``tf_efficientnetv2_s``; CoAtNets their own."""
     from efficientnet_keras.models import get_variant
 
-    if get_variant(function).timm:
-        return get_variant(function).timm
+    own = get_variant(function).timm
+    if own:
+        return own
     m = re.fullmatch(r"EfficientNet(V2)?(B\d|S|M|L|XL|Lite\d)", function)
     suffix = m.group(2).lower()
     if suffix.startswith("lite"):
