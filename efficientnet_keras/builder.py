@@ -356,9 +356,7 @@ class _Builder:
         if single_conv:
             x = layers.Activation(act, name=f"{name}project_activation")(x)
         if args.id_skip and strides == 1 and input_filters == x.shape[self.bn_axis]:
-            if depth_fraction > 0:
-                x = StochasticDepth(drop_connect_rate * depth_fraction, depth_fraction, name=f"{name}drop")(x)
-            x = layers.add([x, inputs], name=f"{name}add")
+            x = self.residual(x, inputs, depth_fraction, drop_connect_rate, name)
         return x
 
     # ----------------------------------------------------------------------------------------- CoAtNet (pre-norm)
@@ -384,6 +382,7 @@ class _Builder:
         return x
 
     def residual(self, x, shortcut, depth_fraction: float, drop_connect_rate: float, name: str, suffix: str = ""):
+        """``shortcut + x``, x dropped by stochastic depth (none in the first block: its rate is 0)."""
         if depth_fraction > 0:
             x = StochasticDepth(drop_connect_rate * depth_fraction, depth_fraction, name=f"{name}drop{suffix}")(x)
         return layers.add([x, shortcut], name=f"{name}add{suffix}")

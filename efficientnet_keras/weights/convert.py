@@ -77,9 +77,7 @@ def block_layer_roles(model: keras.Model) -> dict[str, dict[str, list[str]]]:
 
 def torch_to_keras(module_param: str, array: np.ndarray, layer: keras.layers.Layer) -> tuple[str, np.ndarray]:
     """Map one PyTorch parameter onto the matching Keras variable name and layout."""
-    if isinstance(layer, keras.layers.BatchNormalization):
-        return _BN_PARAMS[module_param], array
-    if isinstance(layer, keras.layers.LayerNormalization):
+    if isinstance(layer, (keras.layers.BatchNormalization, keras.layers.LayerNormalization)):
         return _BN_PARAMS[module_param], array
     if module_param == "gamma":  # LayerScale
         return "gamma", array

@@ -16,7 +16,7 @@ from typing import Mapping
 import keras
 import numpy as np
 
-from efficientnet_keras.attention import RelativeAttention, resize_bias_table
+from efficientnet_keras.attention import RelativeAttention, resize_bias_table, table_size
 from efficientnet_keras.builder import _block_letter
 from efficientnet_keras.weights.convert import assign_layers, block_prefixes, torch_to_keras
 
@@ -95,5 +95,4 @@ def _bias_table(flat: np.ndarray, layer: RelativeAttention, source: str) -> np.n
     if flat.ndim != 2 or side * side != flat.shape[0] or flat.shape[1] != layer.num_heads:
         raise ValueError(f"{source}: the relative position table for '{layer.name}' has shape {flat.shape}; the layer "
                          f"has {layer.num_heads} heads: the file holds another configuration.")
-    rows, cols = 2 * layer.map_size[0] - 1, 2 * layer.map_size[1] - 1
-    return resize_bias_table(flat.reshape(side, side, -1), (rows, cols))
+    return resize_bias_table(flat.reshape(side, side, -1), table_size(layer.map_size))
