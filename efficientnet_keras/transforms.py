@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 __all__ = ["DEFAULT_CROP_FRACTION", "IMAGE_EXTENSIONS", "Preprocessing", "OFFICIAL_V2", "LEGACY_V1", "TIMM_COATNET",
-           "decode_rgb",
+           "decode_rgb", "resize", "RESIZE_METHODS",
            "to_rgb_float", "center_crop", "eval_transform", "saved_eval_transform"]
 
 DEFAULT_CROP_FRACTION = 0.875  # 224 / 256, the official evaluation crop
@@ -51,13 +51,21 @@ class Preprocessing:
     eval_full_image_from: int | None = None  # from this size on, no crop: the whole image resized
     round_offset_up: bool = False  # the crop's offset (h - side + 1) // 2 instead of (h - side) // 2
     eval_crop: float | None = None  # a fixed evaluation crop fraction (timm's crop_pct), instead of the padding
+    # sample_distorted_bounding_box's aspect ratios: preprocess_legacy passes (3/4, 4/3); the V2 preprocessing.py
+    # leaves the op's default, [0.75, 1.33].
+    aspect_ratio_range: tuple[float, float] = (3 / 4, 4 / 3)
+    # preprocess_legacy: when the sampled crop is the whole image (no proposal fit in max_attempts), the central
+    # evaluation crop is taken instead (_at_least_x_are_equal(original shape, crop shape, 3)).
+    center_crop_fallback: bool = False
 
     @classmethod
     def from_record(cls, record: dict | None) -> "Preprocessing":
         """From a run's results.json entry (``dataclasses.asdict``); runs saved before this column: LEGACY_V1."""
         if not record:
             return LEGACY_V1
-        return cls(**{**record, "train_area": tuple(record["train_area"])})
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in fields}
+        return cls(**values)
 
     def whole_image(self) -> "Preprocessing":
         """The official fine-tuning transform (``preprocess_for_finetune``): the whole image resized with
@@ -71,12 +79,15 @@ class Preprocessing:
         return self.eval_crop or size / (size + self.eval_padding)
 
 
-# efficientnetv2/preprocessing.py: crop area 0.05-1 with min_object_covered=0 (100 attempts, the op's default),
-# bilinear; evaluation crops size/(size+32) below 320 px and resizes the whole image from 320 px (V2-S/M/L/XL).
-OFFICIAL_V2 = Preprocessing("official_v2", (0.05, 1.0), 0.0, 100, "bilinear", 32, 320)
+# efficientnetv2/preprocessing.py: crop area 0.05-1 with min_object_covered=0 (100 attempts and aspect ratios
+# [0.75, 1.33], the op's defaults), bilinear; evaluation crops size/(size+32) below 320 px and resizes the whole
+# image from 320 px (V2-S/M/L/XL).
+OFFICIAL_V2 = Preprocessing("official_v2", (0.05, 1.0), 0.0, 100, "bilinear", 32, 320, aspect_ratio_range=(0.75, 1.33))
 # efficientnet (V1, Lite) preprocessing.py and efficientnetv2/preprocess_legacy.py (V2-B0..B3, 'effnetv1_*'):
-# crop area 0.08-1, min_object_covered=0.1, 10 attempts, bicubic; evaluation always crops size/(size+32).
-LEGACY_V1 = Preprocessing("legacy_v1", (0.08, 1.0), 0.1, 10, "bicubic", 32, None, round_offset_up=True)
+# crop area 0.08-1, min_object_covered=0.1, 10 attempts, the central crop when no proposal fits; TF1
+# resize_bicubic; evaluation always crops size/(size+32).
+LEGACY_V1 = Preprocessing("legacy_v1", (0.08, 1.0), 0.1, 10, "bicubic_tf1", 32, None, round_offset_up=True,
+                          center_crop_fallback=True)
 # timm's CoAtNet configs (no official code exists): RandomResizedCrop's area 0.08-1 (10 attempts), bicubic;
 # evaluation crops crop_pct = 0.95 of the shorter side (coatnet_nano_rw_224: 0.9).
 TIMM_COATNET = Preprocessing("timm_coatnet", (0.08, 1.0), 0.0, 10, "bicubic", eval_crop=0.95)
@@ -86,6 +97,26 @@ def saved_eval_transform(record: dict) -> tuple[float | None, Preprocessing]:
     """(crop_fraction, Preprocessing) that a results.json / serving record names: its preprocessing and crop;
     records from before the preprocessing column carry only a crop fraction; none: the official V1 crop."""
     return record.get("crop_fraction"), Preprocessing.from_record(record.get("preprocessing"))
+
+
+RESIZE_METHODS = ("bilinear", "bicubic", "bicubic_tf1")
+
+
+def resize(image, size, method: str = "bilinear") -> "tf.Tensor":
+    """``image`` [H, W, C] resized to [size, size, C], float32. ``bicubic_tf1`` is TF1's ``resize_bicubic``, which
+    the official V1 code calls (``preprocess_legacy._resize_image``): no half-pixel centres and cubic coefficient
+    -0.75; ``tf.image.resize(method="bicubic")`` samples at half-pixel centres with Keys' -0.5, which moves pixels
+    by up to half a source pixel. The TF1 kernel is still TensorFlow's ``ResizeBicubic`` op, called here with the
+    TF1 arguments (``tf.compat.v1.image.resize_bicubic`` does the same)."""
+    import tensorflow as tf
+
+    if method == "bicubic_tf1":
+        resized = tf.raw_ops.ResizeBicubic(images=tf.cast(image, tf.float32)[None], size=tf.stack([size, size]),
+                                           align_corners=False, half_pixel_centers=False)
+        return resized[0]
+    if method not in RESIZE_METHODS:
+        raise ValueError(f"resize method must be one of {', '.join(RESIZE_METHODS)}; got {method!r}.")
+    return tf.image.resize(tf.cast(image, tf.float32), tf.stack([size, size]), method=method)
 
 
 def center_crop(image, size: int, crop_fraction: float | None = DEFAULT_CROP_FRACTION, method: str = "bicubic",
@@ -106,8 +137,12 @@ def center_crop(image, size: int, crop_fraction: float | None = DEFAULT_CROP_FRA
         side = tf.maximum(side, 1)
         up = 1 if round_offset_up else 0
         image = tf.image.crop_to_bounding_box(image, (h - side + up) // 2, (w - side + up) // 2, side, side)
-    image = tf.image.resize(image, [size, size], method=method)
-    return tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), [None, None, 3])
+    image = resize(image, size, method)
+    # The official V1 evaluation feeds resize_bicubic's over- and undershoots to the network; elsewhere (bilinear
+    # cannot overshoot, timm's PIL bicubic clamps) the image is clipped to [0, 255].
+    if method != "bicubic_tf1":
+        image = tf.clip_by_value(image, 0.0, 255.0)
+    return tf.ensure_shape(image, [None, None, 3])
 
 
 def eval_transform(image, size: int, preprocessing: Preprocessing = LEGACY_V1,

@@ -205,7 +205,7 @@ def test_fused_jpeg_decode_and_crop_equals_decode_then_crop():
     seed = tf.constant([3, 4], tf.int64)
     fused = data.decode_and_random_crop(encoded, seed)
     decoded = tf.io.decode_jpeg(encoded, channels=3)
-    begin, size = data._crop_window(tf.shape(decoded), seed, (0.08, 1.0))
+    begin, size = data._crop_window(tf.shape(decoded), seed, (0.08, 1.0), data.LEGACY_V1)
     window = tf.slice(decoded, begin, size)
     # The same window; libjpeg's chroma upsampling at the window's edge differs by a few levels.
     assert fused.shape == window.shape

@@ -320,7 +320,17 @@ QUICK_CONFIG = dict(dataset="digits", model="EfficientNetV2B0", blocks=TINY.repl
         ({"max_batch_scale": 0.5}, "max_batch_scale must be >= 1"),
         ({"max_batch_scale": 8.0, "image_size_max": 96, "progression": "paper"},
          "Stage 1's batch of 256 (max_batch_scale=8) is larger than"),
-        ({"recipe": "imagenet21k"}, "Unknown recipe 'imagenet21k'; choose one of imagenet, finetune"),
+        ({"recipe": "imagenet2"}, "Unknown recipe 'imagenet2'; choose one of imagenet, finetune, imagenet21k, coatnet"),
+        ({"recipe": "coatnet"}, "--recipe=coatnet is the CoAtNet paper's training (AdamW, mixup 0.8, 300 epochs); "
+                                "EfficientNetV2B0 is an EfficientNet"),
+        ({"recipe": "imagenet21k"}, "--loss=multilabel_softmax (the imagenet21k recipe's) normalizes multi-hot labels, "
+                                    "but 'digits' has one label per image"),
+        ({"loss": "sigmoid"}, "--loss=sigmoid trains multi-hot labels, but 'digits' has one label per image"),
+        ({"freeze": "block9"}, "freeze='block9' names no stage of EfficientNetV2B0-custom; it has backbone (all but "
+                               "the classifier) or a stage: stem, block1, block2, block3, block4"),
+        ({"dataset": "tfrecord:/nonexistent/imagenet"}, "tfrecord:/nonexistent/imagenet matches no files for split "
+                                                        "'train' (looked for '/nonexistent/imagenet/train-*'"),
+        ({"lr_min": 1.0}, "lr_min=1 is not below the peak learning rate"),
         ({"recipe": "finetune"}, "--recipe=finetune fine-tunes pretrained weights: pass --weights=imagenet"),
         ({"blocks": None, "model": "EfficientNetLite0", "weights": "advprop"},
          'EfficientNetLite0 has no weights="advprop"; its weight sets: imagenet.'),

@@ -37,10 +37,16 @@ def check_alpha(name: str, alpha: float) -> None:
                          f"got {alpha:g}.")
 
 
-def _beta(shape, alpha: float, seed):
-    """Beta(alpha, alpha) as a ratio of Gamma draws (stateless); 1/2 where both draws underflow to 0."""
-    g1 = tf.random.stateless_gamma(shape, tf.random.experimental.stateless_fold_in(seed, 1), alpha)
-    g2 = tf.random.stateless_gamma(shape, tf.random.experimental.stateless_fold_in(seed, 2), alpha)
+# Stream of each random draw, folded into the batch seed: mixup's and CutMix's Beta samples must be independent
+# (the official code draws two separate Beta(alpha, alpha) samples), so each takes its own pair of streams.
+MIXUP_STREAMS, CUTMIX_STREAMS, CUTMIX_CENTRE_STREAM = (1, 2), (4, 5), 3
+
+
+def _beta(shape, alpha: float, seed, streams: tuple[int, int] = MIXUP_STREAMS):
+    """Beta(alpha, alpha) as a ratio of Gamma draws (stateless, from the two ``streams`` of ``seed``); 1/2 where
+    both draws underflow to 0."""
+    g1 = tf.random.stateless_gamma(shape, tf.random.experimental.stateless_fold_in(seed, streams[0]), alpha)
+    g2 = tf.random.stateless_gamma(shape, tf.random.experimental.stateless_fold_in(seed, streams[1]), alpha)
     total = g1 + g2
     return tf.where(total > 0, g1 / tf.where(total > 0, total, 1.0), 0.5)
 
@@ -56,10 +62,10 @@ def mixup(images, labels, alpha: float, seed):
 
 def cutmix_masks(n, height, width, alpha: float, seed):
     """Official ``cutmix_mask`` per example: [n, H, W, 1] float32, 1 inside the pasted box."""
-    draws = tf.random.stateless_uniform([n, 2], tf.random.experimental.stateless_fold_in(seed, 3))
+    draws = tf.random.stateless_uniform([n, 2], tf.random.experimental.stateless_fold_in(seed, CUTMIX_CENTRE_STREAM))
     r_y = tf.cast(draws[:, 0] * tf.cast(height, tf.float32), tf.int32)  # uniform int in [0, H)
     r_x = tf.cast(draws[:, 1] * tf.cast(width, tf.float32), tf.int32)
-    ratio = tf.sqrt(1.0 - _beta([n], alpha, seed))
+    ratio = tf.sqrt(1.0 - _beta([n], alpha, seed, CUTMIX_STREAMS))
     r_h = tf.cast(ratio * tf.cast(height, tf.float32), tf.int32)
     r_w = tf.cast(ratio * tf.cast(width, tf.float32), tf.int32)
     y1, y2 = tf.clip_by_value(r_y - r_h // 2, 0, height), tf.clip_by_value(r_y + r_h // 2, 0, height)

@@ -32,9 +32,10 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from efficientnet_keras.training import tfrecords
 from efficientnet_keras.training.randaugment import cutout
 from efficientnet_keras.transforms import (IMAGE_EXTENSIONS, LEGACY_V1, Preprocessing, decode_rgb, eval_transform,
-                                          to_rgb_float)
+                                          resize, to_rgb_float)
 
 __all__ = ["DatasetInfo", "Split", "Stage", "StageState", "SkippedImages", "load_source", "limit",
            "make_train_dataset", "make_eval_dataset", "EMBEDDED", "FASHION_MNIST_DIR", "IMAGE_EXTENSIONS"]
@@ -57,6 +58,7 @@ class DatasetInfo:
     # ... and a fixed evaluation crop: the official size/(size+32) is meant for photos at 224 px and more (at 48 px
     # it keeps 60%). None: the variant's official crop.
     eval_crop_fraction: float | None = None
+    multi_label: bool = False  # labels are multi-hot float vectors [num_classes], not class ids
 
 
 @dataclasses.dataclass
@@ -308,11 +310,28 @@ def load_source(name: str, data_dir: str | None = None, train_split: str = "trai
         raise ValueError(f"data_dir {data_dir!r} does not exist.")
     if name in EMBEDDED:
         return EMBEDDED[name]()
+    if name.startswith(tfrecords.PREFIX):
+        return _tfrecords(name[len(tfrecords.PREFIX):], train_split, eval_split)
     if name == "fashion_mnist" and os.path.isdir(FASHION_MNIST_DIR):
         return _fashion_mnist_from_debian()
     if ("/" in name or os.path.isdir(name)) and tf.io.gfile.isdir(name):
         return _image_folder(name, train_split, eval_split)
     return _tfds(name, data_dir, train_split, eval_split)
+
+
+def _tfrecords(pattern: str, train_split: str, eval_split: str | None):
+    source = tfrecords.load_tfrecords(pattern, train_split, eval_split)
+    info = DatasetInfo(source.name, source.num_classes, source.num_train, source.num_eval,
+                       tuple(str(i) for i in range(source.num_classes)), multi_label=source.multi_label)
+    return (Split(source.num_train, records=source.train, num_bytes=source.train_bytes),
+            Split(source.num_eval, records=source.eval), info)
+
+
+def _target(label, num_classes: int):
+    """The training target of a label: one-hot of a class id, or the multi-hot vector itself."""
+    if label.shape.rank and label.shape[-1] == num_classes and label.dtype.is_floating:
+        return label
+    return tf.one_hot(label, num_classes)
 
 
 def limit(split: Split, n: int | None) -> Split:
@@ -408,8 +427,8 @@ def _skip_corrupt(ds, decode, counter: tf.Variable, parallel):
     _, image_spec, label_spec = ds.element_spec
     blank = (tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8)) if image_spec.dtype == tf.string
              else tf.zeros([d or 1 for d in image_spec.shape], image_spec.dtype))
-    ds = ds.concatenate(tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), blank,
-                                                      tf.constant(-1, label_spec.dtype))))
+    end_label = tf.fill([d or 1 for d in label_spec.shape], tf.constant(-1, label_spec.dtype))
+    ds = ds.concatenate(tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), blank, end_label)))
     ordered = {"deterministic": True} if parallel else {}
     ds = ds.enumerate().map(lambda i, example: (i, decode(*example)), num_parallel_calls=parallel,
                             **ordered).ignore_errors()
@@ -419,30 +438,43 @@ def _skip_corrupt(ds, decode, counter: tf.Variable, parallel):
         counter.assign_add(position - expected)
         return position + 1, element
 
-    ds = ds.scan(tf.constant(0, tf.int64), count).filter(lambda _, decoded: decoded[-1] >= 0)
+    ds = ds.scan(tf.constant(0, tf.int64), count).filter(lambda _, decoded: tf.reduce_min(decoded[-1]) >= 0)
     return ds.map(lambda _, decoded: decoded)
 
 
 # ---------------------------------------------------------------------------------------------- transforms
 
 
-def _crop_window(shape, seed, area_range, min_object_covered=0.1, max_attempts=10):
-    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+def _crop_window(shape, seed, area_range, preprocessing: Preprocessing, size=None):
+    """(begin, size) of the random crop of an image of ``shape``; with the legacy fallback and a target ``size``,
+    the central size/(size+32) crop where the sampled box is the whole image (preprocess_legacy)."""
+    p = preprocessing
+    begin, crop, _ = tf.image.stateless_sample_distorted_bounding_box(
         shape, bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]), seed=seed,
-        min_object_covered=min_object_covered, aspect_ratio_range=(3 / 4, 4 / 3), area_range=area_range,
-        max_attempts=max_attempts, use_image_if_no_bounding_boxes=True)
-    return begin, size
+        min_object_covered=p.min_object_covered, aspect_ratio_range=p.aspect_ratio_range, area_range=area_range,
+        max_attempts=p.max_attempts, use_image_if_no_bounding_boxes=True)
+    if not p.center_crop_fallback or size is None:
+        return begin, crop
+    shape = tf.cast(shape, tf.int32)
+    whole = tf.reduce_all(tf.equal(crop, shape))  # _at_least_x_are_equal(shape, crop shape, 3)
+    fraction = (tf.constant(p.eval_crop, tf.float32) if p.eval_crop
+                else tf.cast(size, tf.float32) / tf.cast(size + p.eval_padding, tf.float32))
+    side = tf.cast(fraction * tf.cast(tf.minimum(shape[0], shape[1]), tf.float32), tf.int32)
+    centre_begin = tf.stack([(shape[0] - side + 1) // 2, (shape[1] - side + 1) // 2, 0])
+    centre = tf.stack([side, side, shape[2]])
+    return tf.where(whole, centre_begin, begin), tf.where(whole, centre, crop)
 
 
-def decode_and_random_crop(image, seed, area_range=None, preprocessing: Preprocessing = LEGACY_V1) -> tf.Tensor:
-    """The official random crop (``sample_distorted_bounding_box`` with the variant's area range, minimum coverage
-    and attempts), stateless in ``seed`` ([2]); uint8 RGB out. ``area_range`` overrides the variant's.
+def decode_and_random_crop(image, seed, area_range=None, preprocessing: Preprocessing = LEGACY_V1,
+                           size=None) -> tf.Tensor:
+    """The official random crop (``sample_distorted_bounding_box`` with the variant's area range, minimum coverage,
+    aspect ratios and attempts), stateless in ``seed`` ([2]); uint8 RGB out. ``area_range`` overrides the
+    variant's. ``size``: the size the crop will be resized to, for the legacy central-crop fallback.
 
     Encoded JPEG is decoded and cropped in one op (only the window is decoded); other encodings are decoded whole
     and cropped; decoded images are cropped."""
     p = preprocessing
-    window = lambda shape: _crop_window(shape, seed, area_range or p.train_area, p.min_object_covered,  # noqa: E731
-                                        p.max_attempts)
+    window = lambda shape: _crop_window(shape, seed, area_range or p.train_area, p, size)  # noqa: E731
     image = tf.convert_to_tensor(image)
     if image.dtype != tf.string:
         image = tf.cast(to_rgb_float(image), image.dtype)
@@ -471,12 +503,13 @@ def decode_whole(image) -> tf.Tensor:
 
 def inception_crop(image, size, seed, area_range=None, preprocessing: Preprocessing = LEGACY_V1) -> tf.Tensor:
     """Random resized crop + horizontal flip: float32 RGB [size, size, 3] in [0, 255]."""
-    return _resize_and_flip(decode_and_random_crop(image, seed, area_range, preprocessing), size, seed,
+    return _resize_and_flip(decode_and_random_crop(image, seed, area_range, preprocessing, size), size, seed,
                             preprocessing.resize)
 
 
 def _resize_and_flip(crop, size, seed, method="bilinear") -> tf.Tensor:
-    image = tf.image.resize(tf.cast(crop, tf.float32), [size, size], method=method)
+    # Clipped in training whatever the method: the official V1 code clips before its uint8 augmentation.
+    image = resize(crop, size, method)
     image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
     return tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), [None, None, 3])
 
@@ -543,6 +576,8 @@ def make_train_dataset(
     num_classes = info.num_classes
     cached = _cached(split, cache_limit_mb)
     host = input_context.input_pipeline_id if input_context else 0
+    if info.eval_crop_fraction is not None:  # a low-resolution dataset's own central crop, also for the fallback
+        preprocessing = dataclasses.replace(preprocessing, eval_crop=info.eval_crop_fraction)
 
     def epoch_pipeline(stage, epoch):
         size = sizes[tf.cast(stage, tf.int32)]
@@ -554,7 +589,8 @@ def make_train_dataset(
         def decode(key, image, label):
             if not random_crop:
                 return key, decode_whole(image), label
-            return key, decode_and_random_crop(image, element_seed(key), info.crop_area_range, preprocessing), label
+            return key, decode_and_random_crop(image, element_seed(key), info.crop_area_range, preprocessing,
+                                               size), label
 
         def transform(key, crop, label):
             element = element_seed(key)
@@ -570,7 +606,7 @@ def make_train_dataset(
             # Per batch and host: hosts mix their own batches (as the official per-host input does).
             fold = tf.random.experimental.stateless_fold_in
             batch_seed = fold(fold(tf.stack([tf.cast(seed, tf.int64) * 7919 + epoch, -1]), host), index)
-            return augmenters.mix(stage, images, tf.one_hot(labels, num_classes), batch_seed)
+            return augmenters.mix(stage, images, _target(labels, num_classes), batch_seed)
 
         ds = _epoch_examples(split, cached, epoch_seed, input_context, shuffle_buffer, deterministic)
         ds = _skip_corrupt(ds, decode, skipped.train, parallel).map(transform, num_parallel_calls=parallel)
@@ -616,7 +652,7 @@ def make_eval_dataset(split: Split, info: DatasetInfo, image_size: int, batch_si
     crop_fraction, preprocessing = eval_settings(info, preprocessing, crop_fraction)
     ds = _skip_corrupt(_keyed(ds), decode, skipped.eval, tf.data.AUTOTUNE).map(
         lambda image, label: (eval_transform(image, image_size, preprocessing, crop_fraction),
-                              tf.one_hot(label, num_classes)),
+                              _target(label, num_classes)),
         num_parallel_calls=tf.data.AUTOTUNE)
     if not static_batches:
         ds = ds.batch(batch)

@@ -41,7 +41,8 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, peak: float, warmup_steps: int, decay_steps: float, decay_rate: float,
-                 segments: list | None = None, decay: str = "exponential", total_steps: int = 1):
+                 segments: list | None = None, decay: str = "exponential", total_steps: int = 1,
+                 minimum: float = 0.0):
         if decay not in SCHEDULES:
             raise ValueError(f"decay must be one of {', '.join(SCHEDULES)}; got {decay!r}.")
         self.peak = float(peak)
@@ -50,6 +51,7 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.decay_rate = float(decay_rate)
         self.decay = decay
         self.total_steps = max(1, int(total_steps))
+        self.minimum = float(minimum)  # utils.py minimal_lr: a floor under the decay, not under the warm-up
         self.segments = [[int(a), float(b), float(c)] for a, b, c in segments] if segments else None
         if self.segments and (self.segments[0][0] != 0 or any(
                 a[0] >= b[0] for a, b in zip(self.segments, self.segments[1:]))):
@@ -78,19 +80,22 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
             rate = 0.5 * self.peak * (1.0 + ops.cos(math.pi * step / self.total_steps))
         else:
             rate = self.peak * ops.ones_like(step)
+        if self.minimum:
+            rate = ops.maximum(rate, self.minimum)
         warm = self.peak * step / max(1, self.warmup_steps)
         return ops.where(step < self.warmup_steps, warm, rate) * scale
 
     def get_config(self):
         return dict(peak=self.peak, warmup_steps=self.warmup_steps, decay_steps=self.decay_steps,
                     decay_rate=self.decay_rate, segments=self.segments, decay=self.decay,
-                    total_steps=self.total_steps)
+                    total_steps=self.total_steps, minimum=self.minimum)
 
 
 def batchnorm_statistics(model: keras.Model) -> list:
-    """The moving mean and variance of every BatchNormalization layer (what the official EMA also averages)."""
+    """The moving mean and variance of every trainable BatchNormalization layer (what the official EMA also
+    averages); a frozen one's statistics do not move, and averaging them would change them by rounding."""
     return [v for layer in private.flatten_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
-            for v in (layer.moving_mean, layer.moving_variance)]
+            and layer.trainable for v in (layer.moving_mean, layer.moving_variance)]
 
 
 def _eagerly():

@@ -14,8 +14,9 @@ Cutout are written here because no Keras or ``tf.image`` op computes them as the
 layers work in float without the uint8 truncations, and its RandAugment has another op set and scale).
 
 Official quirks kept on purpose, because they are what the published models were trained with:
-Contrast blends towards (pixel count / 256), not the mean intensity; Solarize leaves the image unchanged from
-magnitude 10 on (threshold >= 256); Posterize keeps int(M / 10 * 4) bits, so it weakens as M grows; translation
+Contrast blends towards (pixel count / 256), not the mean intensity; Solarize's threshold int(M / 10 * 256) is
+compared as a uint8, so it wraps to 0 at magnitude 10 (and again every 10) and every pixel is inverted there;
+Posterize keeps int(M / 10 * 4) bits, so it weakens as M grows; translation
 is in pixels, not relative to the image size.
 """
 

@@ -25,7 +25,8 @@ import keras
 from efficientnet_keras import _keras_private as private
 from efficientnet_keras.training.optimizers import SCHEDULES, AdamWEMA, RMSpropEMA, SwapEMA, WarmupExponentialDecay
 from efficientnet_keras.training.progressive import PROGRESSIONS
-from efficientnet_keras.training.recipes import RECIPES
+from efficientnet_keras.training.freeze import freeze, frozen_layers
+from efficientnet_keras.training.recipes import RECIPES, official_train_size
 from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, RUN_FILE, Backup, HistoryCSV, RunDir
 from efficientnet_keras.weights.load import TIMM_PREFIX, WEIGHT_SETS
 from efficientnet_keras.weights.registry import set_info
@@ -44,9 +45,11 @@ class TrainConfig:
     """Everything a training run depends on; saved whole in the run folder, and each field a flag of the CLI."""
 
     model: str = _field("EfficientNetV2B0", "Variant, e.g. EfficientNetV2S.")
-    recipe: str = _field("imagenet", "Preset of the settings left unset: imagenet (the official per-variant ImageNet "
-                                     "recipe) or finetune (the official ImagenetFt/Cifar10Ft recipe; needs --weights).",
-                         choices=tuple(RECIPES))
+    recipe: str | None = _field(None, "Preset of the settings left unset: imagenet (the official per-variant "
+                                      "ImageNet recipe), finetune (the official ImagenetFt recipe; needs --weights), "
+                                      "imagenet21k (the official 21k pretraining; multi-label data) or coatnet (the "
+                                      "CoAtNet paper's); default: coatnet for CoAtNet models, else imagenet.",
+                                choices=tuple(RECIPES))
     blocks: str | None = _field(None, "Custom network: comma-separated block-args strings in the model's family "
                                       "and coefficients.")
     dataset: str = _field("digits", "Embedded name (digits), fashion_mnist, a tfds name, or an image-folder "
@@ -57,10 +60,12 @@ class TrainConfig:
                                     resumable=True)
     model_dir: str = _field("runs/default", "Run folder (local or gs://): run record, backup, logs, final model.",
                             resumable=True)
-    batch_size: int = _field(64, "Global batch (images per step over all replicas).")
+    batch_size: int | None = _field(None, "Global batch (images per step over all replicas); default: the recipe's "
+                                          "(finetune 512, coatnet 4096), else 64.")
     max_batch_scale: float = _field(1.0, "Larger batches at small images: stage batch = batch_size x min(this, "
                                          "(max size / size)^2), learning rate scaled alike; 1 keeps it fixed.")
-    epochs: int = _field(8, "Epochs (passes over the training split).")
+    epochs: int | None = _field(None, "Epochs (passes over the training split); default: the recipe's (finetune 15, "
+                                      "imagenet21k 60, coatnet 300), else 8.")
     min_examples: int | None = _field(None, "Train at least this many examples: epochs are raised to cover them "
                                             "(the official fine-tuning's min_steps 10000 at batch 512 = 5,120,000); "
                                             "default: the recipe's (imagenet 0).")
@@ -70,11 +75,14 @@ class TrainConfig:
                                           "fixed) or paper (Algorithm 1 and Table 6: dropout grows too).",
                               choices=PROGRESSIONS)
     num_stages: int = _field(4, "Progressive-learning stages.")
+    adaptive_regularization: bool = _field(True, "Grow RandAugment, mixup, CutMix (and with --progression=paper, "
+                                                 "dropout) with the image size; false holds every stage at the last "
+                                                 "stage's (the paper's 'w/o adaptive' ablation).")
     image_size_min: int | None = _field(None, "Base size in px: the official progression's ibase (128), the paper's "
                                               "first stage (default: the variant's preset).")
     image_size_max: int | None = _field(None, "Last stage's image size in px (default: the variant's preset).")
-    eval_size: int | None = _field(None, "Evaluation image size in px (default: the variant's own for V2-S/M/L "
-                                         "presets, else the last stage's).", resumable=True)
+    eval_size: int | None = _field(None, "Evaluation image size in px (default: the variant's own, as the official "
+                                         "eval isize; with --image_size_max, the last stage's).", resumable=True)
     crop_fraction: float | None = _field(None, "Evaluation central crop, fraction of the shorter side (default: the "
                                                "variant's official crop, e.g. size/(size+32)).", resumable=True)
     train_crop: str | None = _field(None, "random (the variant's official random crop) or whole (resize the whole "
@@ -105,8 +113,16 @@ class TrainConfig:
                                        "memory grows with it (2048 ImageNet JPEGs: ~0.6 GiB over two epochs).")
     cache_limit_mb: float = _field(1024.0, "Cache a split's encoded images in memory when they take at most this "
                                            "many MiB (decoded images are never cached).")
-    optimizer: str = _field("rmsprop", "rmsprop (the paper's) or adamw (often better for short runs and "
-                                       "fine-tuning).", choices=("rmsprop", "adamw"))
+    optimizer: str | None = _field(None, "rmsprop (the EfficientNet recipes') or adamw (CoAtNet's; often better for "
+                                         "short runs); default: the recipe's.", choices=("rmsprop", "adamw"))
+    loss: str | None = _field(None, "softmax (one label per image), multilabel_softmax (the official 21k loss: "
+                                    "multi-hot labels normalized to sum 1, softmax cross-entropy) or sigmoid (sigmoid "
+                                    "cross-entropy summed over classes); default: the recipe's.",
+                              choices=("softmax", "multilabel_softmax", "sigmoid"))
+    lr_min: float | None = _field(None, "Floor of the learning rate after warm-up (official minimal_lr; coatnet "
+                                        "1e-5); default: the recipe's.")
+    gradient_clip: float | None = _field(None, "Clip gradients to this global norm (0: off; coatnet 1.0); default: "
+                                               "the recipe's.")
     learning_rate_per_256: float | None = _field(None, "Peak learning rate per 256 images of global batch (default: "
                                                        "the recipe's, 0.016 imagenet, 0.0005 finetune).")
     lr_schedule: str | None = _field(None, "exponential, constant or cosine after warm-up (default: the recipe's).",
@@ -133,6 +149,9 @@ class TrainConfig:
                                      "says 0.99).")
     weights: str | None = _field(None, "Initial weights: a weight set for the backbone (imagenet, imagenet21k-ft1k, "
                                        "imagenet21k, noisy-student, advprop: the classifier is new), or a file.")
+    freeze: str | None = _field(None, "Fine-tuning: 'backbone' (train the classifier only) or a stage name (stem, "
+                                      "block1, block2, ...: it and everything below stay frozen). Frozen BatchNorm "
+                                      "layers run in inference mode: their statistics do not move.")
     verbose: int = _field(1, "0 silent, 1 progress bars, 2 one line per epoch. TensorFlow's own log lines are "
                              "hidden; TF_CPP_MIN_LOG_LEVEL=0 shows them.", resumable=True)
 
@@ -183,6 +202,32 @@ def _check_config(c: TrainConfig) -> None:
                          f"{c.weight_decay}.")
     if c.blocks and c.weights:
         raise ValueError("A custom --blocks network has no pretrained weights; drop --weights.")
+    if c.freeze:
+        from efficientnet_keras.training.freeze import BACKBONE
+
+        stages = ["stem"] + [f"block{i + 1}" for i in range(len(c.blocks.split(",")) if c.blocks else len(variant.blocks))]
+        if c.freeze != BACKBONE and c.freeze not in stages:
+            name = f"{variant.function}-custom" if c.blocks else variant.function
+            raise ValueError(f"freeze={c.freeze!r} names no stage of {name}; it has {BACKBONE} (all but the classifier) "
+                             f"or a stage: {', '.join(stages)} (that stage and everything below it).")
+    if c.lr_min < 0 or c.gradient_clip < 0:
+        raise ValueError(f"lr_min and gradient_clip must be >= 0 (0: off); got {c.lr_min} and {c.gradient_clip}.")
+    if c.lr_min >= c.learning_rate_per_256 * c.batch_size / 256:
+        raise ValueError(f"lr_min={c.lr_min:g} is not below the peak learning rate "
+                         f"{c.learning_rate_per_256 * c.batch_size / 256:g} (learning_rate_per_256 x batch / 256).")
+
+
+def _check_labels(c: TrainConfig, info) -> None:
+    """A multi-label loss needs multi-label data, and the reverse (before any model is built)."""
+    if c.loss != "softmax" and not info.multi_label:
+        what = "normalizes" if c.loss == "multilabel_softmax" else "trains"
+        source = f" (the {c.recipe} recipe's)" if c.recipe == "imagenet21k" else ""
+        raise ValueError(f"--loss={c.loss}{source} {what} multi-hot labels, but {info.name!r} has one label per image; "
+                         "use --recipe=imagenet (or --loss=softmax), or a multi-label dataset (tfrecord:<pattern> "
+                         "in the ImageNet-21k layout, a label list per record).")
+    if info.multi_label and c.loss == "softmax":
+        raise ValueError(f"{info.name!r} has several labels per image, which --loss=softmax cannot train; use "
+                         "--recipe=imagenet21k or --loss=multilabel_softmax|sigmoid.")
 
 
 def _num_train(c: TrainConfig, info) -> int:
@@ -237,6 +282,8 @@ def _stages(c: TrainConfig, variant):
     max_default = variant.train_resolution or variant.resolution
     if c.recipe == "finetune":  # ImagenetFt train.isize=1.0: train at the evaluation size (main.py: // 16 * 16)
         max_default = variant.resolution // 16 * 16
+    elif c.recipe == "imagenet" and not c.blocks:
+        max_default = official_train_size(variant.function, variant.resolution) or max_default
     preset = preset_for(variant.function, max_default, variant.dropout, c.progression)
     lo = c.image_size_min or min(preset.image_size[0], c.image_size_max or preset.image_size[0])
     hi = c.image_size_max or max(preset.image_size[1], lo)
@@ -249,6 +296,9 @@ def _stages(c: TrainConfig, variant):
                         ("cutmix_alpha", c.cutmix_max)):
         if value is not None:
             preset = dataclasses.replace(preset, **{name: (min(getattr(preset, name)[0], value), value)})
+    if not c.adaptive_regularization:  # the paper's "w/o adaptive": every stage regularized as the last
+        preset = dataclasses.replace(preset, **{name: (getattr(preset, name)[1],) * 2 for name in (
+            "randaug_magnitude", "mixup_alpha", "cutmix_alpha", "dropout", "stochastic_depth")})
     # One stage (fixed-size training) takes the last stage's settings at the final size.
     return preset.stages()
 
@@ -343,7 +393,7 @@ class _Plan:
 
 
 def _plan(c: TrainConfig, variant, info, replicas: int) -> _Plan:
-    from efficientnet_keras.training.progressive import OFFICIAL, scale_batch
+    from efficientnet_keras.training.progressive import scale_batch
 
     stages = _stages(c, variant)
     num_train = _num_train(c, info)
@@ -356,10 +406,10 @@ def _plan(c: TrainConfig, variant, info, replicas: int) -> _Plan:
             if stage.batch_size > num_train:
                 raise ValueError(f"Stage {i + 1}'s batch of {stage.batch_size} (max_batch_scale={c.max_batch_scale:g}) "
                                  f"is larger than the {num_train} training examples; lower max_batch_scale.")
-    # The official code evaluates V2-S/M/L/XL at their own (larger) sizes (effnetv2_configs eval isize) and
-    # fine-tuning at the variant's size; otherwise, and with a chosen final size, at the last stage's size.
-    own_size = (variant.function in OFFICIAL or c.recipe == "finetune") and not c.image_size_max
-    eval_size = c.eval_size or (variant.resolution if own_size else stages[-1].image_size)
+    # The official code evaluates every config at its eval isize (effnetv2_configs.py: V2-B0 224 ... V2-S 384, V2-M
+    # 480; V1 its resolution; main.py input_image_size = eval_size in eval mode), the variant's resolution; a run
+    # that chooses its final training size evaluates at that size.
+    eval_size = c.eval_size or (stages[-1].image_size if c.image_size_max else variant.resolution)
     # Training on whole images (the fine-tuning recipe) evaluates on whole images, as preprocess_for_finetune.
     preprocessing = variant.preprocessing.whole_image() if c.train_crop == "whole" else variant.preprocessing
     return _Plan(stages, _fit_segments(c, stages, num_train), num_train, steps_per_epoch, eval_size, preprocessing)
@@ -393,6 +443,8 @@ def _build_model(c: TrainConfig, variant, plan: _Plan, num_classes: int, replica
             layer.momentum = c.bn_momentum
             layer.synchronized = replicas > 1 and keras.backend.backend() == "tensorflow"
     set_regularization(model, dropout=first.dropout, stochastic_depth=first.stochastic_depth)
+    if c.freeze:  # before compile: frozen weights leave the optimizer and the EMA
+        freeze(model, c.freeze)
     return model
 
 
@@ -406,18 +458,19 @@ def _compile(c: TrainConfig, model, plan: _Plan, kind: str) -> None:
         c.learning_rate_per_256 * c.batch_size / 256, int(warmup * steps), c.lr_decay_epochs * steps,
         c.lr_decay_factor, segments=[[first_step, steps / seg_steps, batch / c.batch_size]
                                      for _, _, batch, seg_steps, first_step in plan.segments]
-        if len(plan.segments) > 1 else None, decay=c.lr_schedule, total_steps=c.epochs * steps)
+        if len(plan.segments) > 1 else None, decay=c.lr_schedule, total_steps=c.epochs * steps, minimum=c.lr_min)
     mode = c.weight_decay_mode if c.weight_decay_mode != "auto" else (
         "l2" if c.optimizer == "rmsprop" else "decoupled")
     common = dict(l2=c.weight_decay if mode == "l2" else 0.0,
                   weight_decay=(c.weight_decay or None) if mode == "decoupled" else None,
-                  use_ema=c.ema_decay > 0, ema_momentum=c.ema_decay or 0.99)
+                  use_ema=c.ema_decay > 0, ema_momentum=c.ema_decay or 0.99,
+                  global_clipnorm=c.gradient_clip or None)  # main.py gclip: tf.clip_by_global_norm
     if c.optimizer == "rmsprop":  # hparams.py / utils.build_optimizer: decay 0.9, momentum 0.9, epsilon 0.001
         optimizer = RMSpropEMA(learning_rate=schedule, rho=0.9, momentum=0.9, epsilon=1e-3, centered=False, **common)
     else:
         optimizer = AdamWEMA(learning_rate=schedule, **common)
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    model.compile(optimizer=optimizer, loss=_loss(c.label_smoothing), metrics=_metrics(),
+    model.compile(optimizer=optimizer, loss=make_loss(c.loss, c.label_smoothing), metrics=_metrics(c.loss),
                   jit_compile=distribute.resolve_jit_compile(c.jit_compile, kind))
     optimizer.average_statistics(model)
 
@@ -427,14 +480,73 @@ def _ours(optimizer):
     return getattr(optimizer, "inner_optimizer", optimizer)
 
 
-def _loss(label_smoothing: float = 0.0):
-    # Weighted by sample weight: padded evaluation batches (weight 0) leave the mean of the real examples.
-    return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing,
+def make_loss(kind: str = "softmax", label_smoothing: float = 0.0):
+    """The training loss on logits. ``multilabel_softmax`` is main.py's multi-class loss (multi-hot labels divided
+    by their sum, then softmax cross-entropy); ``sigmoid`` is its loss_type='sigmoid' (sigmoid cross-entropy summed
+    over classes, averaged over the batch). Weighted by sample weight: padded evaluation batches (weight 0) leave
+    the mean of the real examples."""
+    if kind == "sigmoid":
+        return _SummedSigmoidCrossentropy(label_smoothing)
+    base = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing,
                                                 reduction="mean_with_sample_weight")
+    return _MultiLabelSoftmax(label_smoothing) if kind == "multilabel_softmax" else base
 
 
-def _metrics():
-    return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+@keras.saving.register_keras_serializable(package="efficientnet_keras")
+class _MultiLabelSoftmax(keras.losses.Loss):
+    """main.py's multi-class loss: softmax cross-entropy of the labels divided by their sum per example
+    (``labels /= reduce_sum(labels, 1)``); an example without labels keeps its zeros."""
+
+    def __init__(self, label_smoothing: float = 0.0, **kwargs):
+        super().__init__(name="multilabel_softmax", reduction="mean_with_sample_weight", **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        y_true = keras.ops.cast(y_true, y_pred.dtype)
+        total = keras.ops.sum(y_true, axis=-1, keepdims=True)
+        return keras.losses.categorical_crossentropy(y_true / keras.ops.where(total > 0, total, 1.0), y_pred,
+                                                     from_logits=True, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {"label_smoothing": self.label_smoothing}
+
+
+@keras.saving.register_keras_serializable(package="efficientnet_keras")
+class _SummedSigmoidCrossentropy(keras.losses.Loss):
+    """main.py loss_type='sigmoid': reduce_mean(reduce_sum(sigmoid_cross_entropy(labels, logits), -1)). Keras'
+    BinaryCrossentropy averages over classes instead, which divides the gradient by the class count."""
+
+    def __init__(self, label_smoothing: float = 0.0, **kwargs):
+        super().__init__(name="sigmoid_crossentropy", reduction="mean_with_sample_weight", **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        y_true = keras.ops.cast(y_true, y_pred.dtype)
+        if self.label_smoothing:
+            y_true = y_true * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+        return keras.ops.sum(keras.ops.binary_crossentropy(y_true, y_pred, from_logits=True), axis=-1)
+
+    def get_config(self):
+        return {"label_smoothing": self.label_smoothing}
+
+
+def _metrics(loss: str = "softmax"):
+    """Top-1 accuracy; on multi-label data, whether the top class is one of the image's labels."""
+    if loss == "softmax":
+        return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    return [_TopLabelAccuracy(name="accuracy")]
+
+
+class _TopLabelAccuracy(keras.metrics.MeanMetricWrapper):
+    """Multi-label top-1: 1 where the highest logit's class is one of the labels (main.py's eval/acc_top1 on sets)."""
+
+    def __init__(self, name="accuracy", dtype=None):
+        super().__init__(fn=_top_label_hit, name=name, dtype=dtype)
+
+
+def _top_label_hit(y_true, y_pred):
+    top = keras.ops.argmax(y_pred, axis=-1)
+    return keras.ops.cast(keras.ops.take_along_axis(y_true, top[:, None], axis=-1)[:, 0] > 0, "float32")
 
 
 class _SkippedImagesLog(keras.callbacks.Callback):
@@ -544,6 +656,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
         raise ValueError(f"batch_size={c.batch_size} is not divisible by the {replicas} replicas of the "
                          f"{c.strategy!r} strategy; use a multiple of {replicas}.")
     train_split, eval_split, info = data_lib.load_source(c.dataset, c.data_dir, c.train_split, c.eval_split)
+    _check_labels(c, info)
     c = _cover_min_examples(c, _num_train(c, info))
     plan = _plan(c, variant, info, replicas)
     chief = _claim_model_dir(c, strategy, info.num_classes)
@@ -608,7 +721,8 @@ def _finish(c: TrainConfig, model, plan: _Plan, info, eval_ds, history, chief: b
                "model_path": model_path if chief else None, "crop_fraction": crop_fraction,
                "preprocessing": dataclasses.asdict(preprocessing),
                "class_names": list(info.class_names), "stages": [dataclasses.asdict(s) for s in plan.stages],
-               "replicas": replicas, "dtype_policy": keras.mixed_precision.global_policy().name}
+               "replicas": replicas, "dtype_policy": keras.mixed_precision.global_policy().name,
+               "freeze": c.freeze, "frozen_layers": frozen_layers(model)}
     if chief:
         inference_model(model).save(model_path)
         run.write_json(RESULTS_FILE, summary)
@@ -644,12 +758,12 @@ def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = 
     config = run.read_json(RUN_FILE)
     config = config.get("config", config)
     results = run.read_json(RESULTS_FILE)
-    loss = _loss(config.get("label_smoothing", 0.0))
+    loss = make_loss(config.get("loss") or "softmax", config.get("label_smoothing", 0.0))
     _, split, info = data_lib.load_source(dataset or config["dataset"], data_dir or config.get("data_dir"),
                                           config.get("train_split", "train"), eval_split or config.get("eval_split"))
     split = data_lib.limit(split, None if dataset else config.get("eval_examples"))
     model = keras.saving.load_model(run.join(FINAL_MODEL))
-    model.compile(loss=loss, metrics=_metrics())
+    model.compile(loss=loss, metrics=_metrics(config.get("loss") or "softmax"))
     crop_fraction, preprocessing = saved_eval_transform(results)
     ds = data_lib.make_eval_dataset(split, info, eval_size or results["eval_size"], batch_size,
                                     crop_fraction=crop_fraction, preprocessing=preprocessing)
