@@ -62,3 +62,21 @@ def test_alpha_range():
 
     with pytest.raises(ValueError, match=r"cutmix alpha must be in \[0, 10\]"):
         augment.StageAugmenters([Stage(32, 0, 0, 0, cutmix_alpha=-0.5)])
+
+
+def test_cutmix_areas_are_independent_of_the_mixup_weights():
+    """datasets.py draws mixup's and CutMix's Beta(alpha, alpha) separately; with alpha equal for both (every official
+    config), one shared draw would make each box area 1 - its partner's mixup weight."""
+    n, size, alpha = 4096, 64, 0.5
+    images, labels = _batch(n, 8, n)
+    half = n // 2
+    _, y = augment.mix(images, labels, alpha, alpha, SEED)
+    weights = tf.reduce_max(y[:half] * labels[:half], axis=1).numpy()  # max(l, 1 - l) of each mixup example
+    masks = augment.cutmix_masks(n - half, size, size, alpha, SEED).numpy()  # the boxes mix() pastes
+    areas = masks.reshape(n - half, -1).mean(axis=1)
+    # Sharing the draw couples |w - 1/2| and |area - 1/2| (area ~ 1 - l); independent draws leave them unrelated.
+    coupled = np.corrcoef(np.abs(weights - 0.5), np.abs(areas - 0.5))[0, 1]
+    assert abs(coupled) < 0.1
+    mixup_draw = augment._beta([half, 1], alpha, SEED).numpy()[:, 0]
+    cutmix_draw = augment._beta([n - half], alpha, SEED, augment.CUTMIX_STREAMS).numpy()
+    assert not np.allclose(mixup_draw, cutmix_draw) and abs(np.corrcoef(mixup_draw, cutmix_draw)[0, 1]) < 0.1

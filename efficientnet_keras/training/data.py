@@ -456,12 +456,13 @@ def _crop_window(shape, seed, area_range, preprocessing: Preprocessing, size=Non
     if not p.center_crop_fallback or size is None:
         return begin, crop
     shape = tf.cast(shape, tf.int32)
-    whole = tf.reduce_all(tf.equal(crop, shape))  # _at_least_x_are_equal(shape, crop shape, 3)
+    # _at_least_x_are_equal(shape, decoded crop shape, 3): the box is the whole image (its size's channel is -1)
+    whole = tf.reduce_all(tf.equal(crop[:2], shape[:2]))
     fraction = (tf.constant(p.eval_crop, tf.float32) if p.eval_crop
                 else tf.cast(size, tf.float32) / tf.cast(size + p.eval_padding, tf.float32))
     side = tf.cast(fraction * tf.cast(tf.minimum(shape[0], shape[1]), tf.float32), tf.int32)
     centre_begin = tf.stack([(shape[0] - side + 1) // 2, (shape[1] - side + 1) // 2, 0])
-    centre = tf.stack([side, side, shape[2]])
+    centre = tf.stack([side, side, -1])
     return tf.where(whole, centre_begin, begin), tf.where(whole, centre, crop)
 
 

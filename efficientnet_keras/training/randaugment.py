@@ -247,7 +247,10 @@ def apply_op(image, name: str, magnitude: float, sign: float = 1.0, center=None,
     return _branches(tf.convert_to_tensor(image, tf.uint8), magnitude, sign, center, consts)[OPS.index(name)]()
 
 
-def randaugment(image, magnitude: float, seed, num_layers: int = 2) -> tf.Tensor:
+NUM_LAYERS = 2  # hparams.py data.ra_num_layers
+
+
+def randaugment(image, magnitude: float, seed, num_layers: int = NUM_LAYERS) -> tf.Tensor:
     """``num_layers`` official ops drawn for this image from ``seed`` ([2] int), at ``magnitude``.
 
     ``image``: float RGB [H, W, 3] in [0, 255]; returns float32, each op's uint8 result (official quantization)."""
