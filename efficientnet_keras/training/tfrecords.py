@@ -31,8 +31,9 @@ LAYOUTS = {
     "imagenet": ("image/encoded", "image/class/label", -1, 1000, False),
     "imagenet21k": ("image", "labels", 0, 21843, True),
 }
-# datasets.py splits: (files glob, slice of the sorted files, images) per layout; the image counts are the official
-# ones, used when the file set is the official one (else the records are counted once).
+# datasets.py splits: (files glob, slice of the sorted files, images) per layout. The image counts are the official
+# ones, used where the file count is the official converter's (ImageNet: 1024 train, 128 validation files); other
+# file sets (the 21k records, whose file count the official code does not state) are counted once, a pass over them.
 _SPLITS = {
     "imagenet": {"train": ("train", slice(None), 1_281_167), TRAIN_MINUS_MINIVAL: ("train", slice(20, None), 1_256_144),
                  MINIVAL: ("train", slice(0, 20), 25_021), "validation": ("validation", slice(None), 50_000)},
@@ -95,7 +96,7 @@ def _split(pattern: str, name: str, layout: str | None):
                                  "one layout for every split.")
             continue
         official = _OFFICIAL_FILE_COUNTS.get((candidate, prefix))
-        count = images if official is None or len(every) == official else _count(files)
+        count = images if official is not None and len(every) == official else _count(files)
         return files, candidate, count
     choices = sorted({s for c in layouts for s in _SPLITS[c]})
     if name not in choices:
@@ -126,7 +127,7 @@ def _parser(layout: str):
         label = example[label_key] + offset
         check = tf.debugging.assert_less(tf.reduce_max(tf.concat([[-1], tf.reshape(label, [-1])], 0)),
                                          tf.constant(classes, tf.int64),
-                                         message=f"a {label_key} beyond the {layout} layout's {classes} classes")
+                                         message=f"{label_key} beyond the {classes} classes of the {layout} layout")
         with tf.control_dependencies([check]):
             if multi:  # ImageNet21kInput: a multi-hot vector of the listed classes
                 label = tf.minimum(tf.reduce_sum(tf.one_hot(label, classes, dtype=tf.float32), axis=0), 1.0)
