@@ -287,3 +287,20 @@ def test_missing_split_and_unprepared_data_dir(tmp_path):
         data.load_source(builder.name, str(tmp_path / "tfds"), eval_split="validation")
     with pytest.raises(ValueError, match=r"'mnist' is not prepared in data_dir=.*\(it holds: .*photo_shards\)"):
         data.load_source("mnist", str(tmp_path / "tfds"))
+
+
+def test_minival_presets_hold_out_the_first_examples_of_train(tmp_path, monkeypatch):
+    """datasets.py: minival is held out of train; for tfds imagenet2012 the presets are train[:25021] and
+    train[25021:] (the official 25,021 + 1,256,144), tried here on a prepared dataset with the same mechanism."""
+    assert data.TFDS_SPLIT_PRESETS["imagenet2012"] == {"minival": "train[:25021]",
+                                                       "train_minus_minival": "train[25021:]"}
+    builder = _write_tfds_dataset(tmp_path)
+    monkeypatch.setitem(data.TFDS_SPLIT_PRESETS, builder.name,
+                        {"minival": "train[:10]", "train_minus_minival": "train[10:]"})
+    train, minival, _ = data._tfds(builder.name, str(tmp_path), "train_minus_minival", "minival")
+    assert (train.num_examples, minival.num_examples) == (54, 10)
+    def indices(split):  # each image's gray level is its index
+        return {int(round(float(tf.reduce_mean(tf.cast(tf.io.decode_jpeg(image), tf.float32)))))
+                for image, _ in split.records(None, None)}
+
+    assert indices(train).isdisjoint(indices(minival)) and len(indices(train) | indices(minival)) == 64

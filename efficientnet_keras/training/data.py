@@ -172,8 +172,18 @@ def _pick_eval_split(available, requested: str | None, where: str) -> str:
                      f"{', '.join(sorted(available)) or 'none'}. Choose one with --eval_split.")
 
 
+# datasets.py holds out the first 20 of ImageNet's 1024 train files (25,021 images) as minival. tfds does not keep
+# the TPU converter's files, so for imagenet2012 the presets take the same counts from its train split: other images
+# than the TFRecords' minival, the same sizes (1,256,144 + 25,021). tfrecord: datasets hold out the files themselves.
+TFDS_SPLIT_PRESETS = {"imagenet2012": {tfrecords.MINIVAL: "train[:25021]",
+                                       tfrecords.TRAIN_MINUS_MINIVAL: "train[25021:]"}}
+
+
 def _tfds(name: str, data_dir: str | None, train_split: str, eval_split: str | None):
     import tensorflow_datasets as tfds
+
+    presets = TFDS_SPLIT_PRESETS.get(name, {})
+    train_split, eval_split = presets.get(train_split, train_split), presets.get(eval_split, eval_split)
 
     try:
         builder = tfds.builder(name, data_dir=data_dir)

@@ -441,6 +441,9 @@ def _build_model(c: TrainConfig, variant, plan: _Plan, num_classes: int, replica
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = c.bn_momentum
+            # Statistics over every replica's batch. The official TpuBatchNormalization (utils.py) averages within
+            # groups of min(8, shards) cores: the same on up to 8 replicas (a v2-8 / v3-8 TPU, one GPU host); on a
+            # pod slice, ours normalizes over all replicas (Keras' synchronized BatchNorm has no groups).
             layer.synchronized = replicas > 1 and keras.backend.backend() == "tensorflow"
     set_regularization(model, dropout=first.dropout, stochastic_depth=first.stochastic_depth)
     if c.freeze:  # before compile: frozen weights leave the optimizer and the EMA

@@ -132,7 +132,10 @@ def _v2_rows(size: str) -> list[WeightsSource]:
         norm_1k = "imagenet" if size.startswith("b") else "unit"
         rows += _keras(name, KERAS_V2_URL, *_KERAS_MD5[name], norm_1k, _V2_1K_TOP1[size])
         rows.append(_official(name, "imagenet", f"{base}.tgz", norm_1k, _V2_1K_TOP1[size]))
-    # ImageNet-21k pretraining and its fine-tuning use the V2 preprocessing for every size (datasets.py).
+    # The 21k checkpoints take inputs scaled to [-1, 1] ("unit"): the V2 preprocessing of their 21k pretraining,
+    # and preprocess_for_finetune's (x / 255 - 0.5) / 0.5, which the official ImagenetFt applies to every variant
+    # it fine-tunes. The trainer's --recipe=finetune keeps each set's own normalization instead (identical for these
+    # sets; for the mean/std sets, [-1, 1] inputs would be up to 2.2x off the scale their first conv learned).
     rows.append(_official(name, "imagenet21k-ft1k", f"{base}-21k-ft1k.tgz", "unit", _V2_FT1K_TOP1.get(size)))
     rows.append(_official(name, "imagenet21k", f"{base}-21k.tgz", "unit", None))
     return rows
