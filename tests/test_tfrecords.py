@@ -106,3 +106,21 @@ def test_a_label_beyond_the_layout_fails_loudly(tmp_path):
     train, _, _ = data.load_source(f"tfrecord:{tmp_path}")
     with pytest.raises(tf.errors.InvalidArgumentError, match="image/class/label beyond the 1000 classes of the imagenet layout"):
         _labels(train, 1)
+
+
+def test_imagenet21k_recipe_trains_on_multi_label_records_and_skips_a_corrupt_one(tmp_path):
+    """The 21k path end to end: multi-hot labels through the pipeline (a corrupt image skipped and counted), the
+    multi-label loss and accuracy, evaluation and the saved model."""
+    from efficientnet_keras.training.trainer import TrainConfig, train
+
+    jpegs = _jpegs(24)
+    for f in range(24):  # train: files 20-23, 4 records each, and one corrupt record more in file 21
+        rows = [{"image": jpegs[f], "labels": [f % 3, 10 + f]}] * 4
+        _write(str(tmp_path / f"imagenet21k-{f:05d}-of-00024"), rows + [{"image": b"no image", "labels": [1]}] * (f == 21))
+    result = train(TrainConfig(
+        dataset=f"tfrecord:{tmp_path}/{{split}}-*", recipe="imagenet21k", model="EfficientNetV2B0",
+        blocks="r1_k3_s1_e1_i16_o16_c1,r2_k3_s2_e4_i16_o24_c1", model_dir=str(tmp_path / "run"), epochs=2,
+        batch_size=4, image_size_max=32, eval_size=32, eval_examples=8, verbose=0))
+    assert result["model"].output_shape[-1] == 21843
+    assert result["history"]["skipped_train_images"] == [1.0, 1.0]  # the corrupt record, in each epoch
+    assert np.isfinite(result["eval"]["loss"]) and 0 <= result["eval"]["accuracy"] <= 1
