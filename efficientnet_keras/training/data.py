@@ -237,24 +237,12 @@ def _tfds_split(builder, split: str, keys) -> Split:
         takes = tf.constant([-1 if i.take is None else i.take for i in instructions], tf.int64)
         features = builder.info.features
 
-        def records(file_seed, context):
-            n = len(instructions)
-            order = tf.data.Dataset.range(n)
-            if file_seed is not None:
-                order = order.map(lambda i: tf.random.experimental.index_shuffle(i, file_seed, n - 1))
-            pipelines = context.num_input_pipelines if context else 1
-            if pipelines > 1 and n >= pipelines:
-                order = order.shard(pipelines, context.input_pipeline_id)
-            ds = order.interleave(lambda i: tf.data.TFRecordDataset(filenames[i]).skip(skips[i]).take(takes[i]),
-                                  cycle_length=min(16, n), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        def parse(serialized):
+            example = features.deserialize_example(serialized, decoders=decoders)
+            return example[image_key], tf.cast(example[label_key], tf.int64)
 
-            def parse(serialized):
-                example = features.deserialize_example(serialized, decoders=decoders)
-                return example[image_key], tf.cast(example[label_key], tf.int64)
-
-            ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-            return ds.shard(pipelines, context.input_pipeline_id) if pipelines > 1 and n < pipelines else ds
-
+        records = tfrecords.sharded_records(
+            len(instructions), lambda i: tf.data.TFRecordDataset(filenames[i]).skip(skips[i]).take(takes[i]), parse)
         return Split(info.num_examples, records=records, num_bytes=int(info.num_bytes or 0))
 
     def as_dataset(file_seed, context):

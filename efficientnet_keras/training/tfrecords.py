@@ -21,7 +21,8 @@ from typing import Callable
 
 import tensorflow as tf
 
-__all__ = ["PREFIX", "LAYOUTS", "MINIVAL", "TRAIN_MINUS_MINIVAL", "TFRecordSource", "load_tfrecords", "parse_layout"]
+__all__ = ["PREFIX", "LAYOUTS", "MINIVAL", "TRAIN_MINUS_MINIVAL", "TFRecordSource", "load_tfrecords", "parse_layout",
+           "sharded_records"]
 
 PREFIX = "tfrecord:"
 MINIVAL, TRAIN_MINUS_MINIVAL = "minival", "train_minus_minival"
@@ -137,26 +138,32 @@ def _parser(layout: str):
     return parse
 
 
-def _records(files: list[str], layout: str):
-    """``records(file_seed, input_context)`` as ``data.Split`` takes it: (encoded bytes, label), the files permuted
-    by ``file_seed`` and shared out per input pipeline."""
-    parse = _parser(layout)
-    names = tf.constant(files)
+def sharded_records(num_files: int, open_file: Callable, parse: Callable) -> Callable:
+    """``records(file_seed, input_context)`` as ``data.Split`` takes it: file ``i``'s records
+    (``open_file(i)``, a dataset) parsed by ``parse``, the files permuted by ``file_seed`` ([2] int64, None: in
+    order) and interleaved; each input pipeline reads its own files (its own records when there are fewer files
+    than pipelines). Shared by tfds shards and these TFRecords."""
 
     def records(file_seed, context):
-        n = len(files)
+        n = num_files
         order = tf.data.Dataset.range(n)
         if file_seed is not None:
             order = order.map(lambda i: tf.random.experimental.index_shuffle(i, file_seed, n - 1))
         pipelines = context.num_input_pipelines if context else 1
         if pipelines > 1 and n >= pipelines:
             order = order.shard(pipelines, context.input_pipeline_id)
-        ds = order.interleave(lambda i: tf.data.TFRecordDataset(names[i], buffer_size=8 * 2**20),
-                              cycle_length=min(16, n), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = order.interleave(open_file, cycle_length=min(16, n), num_parallel_calls=tf.data.AUTOTUNE,
+                              deterministic=True)
         ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.shard(pipelines, context.input_pipeline_id) if pipelines > 1 and n < pipelines else ds
 
     return records
+
+
+def _records(files: list[str], layout: str) -> Callable:
+    names = tf.constant(files)
+    return sharded_records(len(files), lambda i: tf.data.TFRecordDataset(names[i], buffer_size=8 * 2**20),
+                           _parser(layout))
 
 
 @dataclasses.dataclass(frozen=True)
