@@ -581,24 +581,3 @@ def test_finetune_recipe_trains_its_minimum_number_of_examples(tmp_path):
     assert crop_fraction is None and preprocessing.crop_fraction(32) is None and preprocessing.resize == "bilinear"
     train(TrainConfig(**{**config.__dict__, "resume": True}))  # the raised count is this run's, not a change
 
-
-def test_multilabel_losses_equal_a_hand_computation():
-    """main.py: multi-hot labels divided by their sum, then softmax cross-entropy; loss_type='sigmoid': sigmoid
-    cross-entropy summed over classes, averaged over the batch."""
-    from efficientnet_keras.training.trainer import make_loss
-
-    labels = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [1, 1, 1, 1]], np.float32)
-    logits = np.array([[2.0, -1.0, 0.5, 0.0], [0.1, 0.2, 0.3, 0.4], [-3.0, 1.0, 2.0, 0.0]], np.float32)
-    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    targets = labels / labels.sum(axis=1, keepdims=True)
-    expected = -(targets * log_softmax).sum(axis=1).mean()
-    np.testing.assert_allclose(float(make_loss("multilabel_softmax")(labels, logits)), expected, rtol=1e-6)
-    # Label smoothing as tf.losses.softmax_cross_entropy: targets (1 - s) + s / classes.
-    smoothed = targets * 0.9 + 0.1 / 4
-    np.testing.assert_allclose(float(make_loss("multilabel_softmax", 0.1)(labels, logits)),
-                               -(smoothed * log_softmax).sum(axis=1).mean(), rtol=1e-6)
-    sigmoid = np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
-    np.testing.assert_allclose(float(make_loss("sigmoid")(labels, logits)), sigmoid.sum(axis=1).mean(), rtol=1e-5)
-    one_hot = np.eye(4, dtype=np.float32)[[0, 1, 2]]  # one label each: the multi-label loss is the plain one
-    np.testing.assert_allclose(float(make_loss("multilabel_softmax")(one_hot, logits)),
-                               float(make_loss("softmax")(one_hot, logits)), rtol=1e-6)

@@ -26,6 +26,7 @@ from efficientnet_keras import _keras_private as private
 from efficientnet_keras.training.optimizers import SCHEDULES, AdamWEMA, RMSpropEMA, SwapEMA, WarmupExponentialDecay
 from efficientnet_keras.training.progressive import PROGRESSIONS
 from efficientnet_keras.training.freeze import freeze, frozen_layers
+from efficientnet_keras.training.losses import LOSSES, make_loss, make_metrics
 from efficientnet_keras.training.recipes import RECIPES, official_train_size
 from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, RUN_FILE, Backup, HistoryCSV, RunDir
 from efficientnet_keras.weights.load import TIMM_PREFIX, WEIGHT_SETS
@@ -118,7 +119,7 @@ class TrainConfig:
     loss: str | None = _field(None, "softmax (one label per image), multilabel_softmax (the official 21k loss: "
                                     "multi-hot labels normalized to sum 1, softmax cross-entropy) or sigmoid (sigmoid "
                                     "cross-entropy summed over classes); default: the recipe's.",
-                              choices=("softmax", "multilabel_softmax", "sigmoid"))
+                              choices=LOSSES)
     lr_min: float | None = _field(None, "Floor of the learning rate after warm-up (official minimal_lr; coatnet "
                                         "1e-5); default: the recipe's.")
     gradient_clip: float | None = _field(None, "Clip gradients to this global norm (0: off; coatnet 1.0); default: "
@@ -473,7 +474,7 @@ def _compile(c: TrainConfig, model, plan: _Plan, kind: str) -> None:
     else:
         optimizer = AdamWEMA(learning_rate=schedule, **common)
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    model.compile(optimizer=optimizer, loss=make_loss(c.loss, c.label_smoothing), metrics=_metrics(c.loss),
+    model.compile(optimizer=optimizer, loss=make_loss(c.loss, c.label_smoothing), metrics=make_metrics(c.loss),
                   jit_compile=distribute.resolve_jit_compile(c.jit_compile, kind))
     optimizer.average_statistics(model)
 
@@ -481,75 +482,6 @@ def _compile(c: TrainConfig, model, plan: _Plan, kind: str) -> None:
 def _ours(optimizer):
     """Our optimizer, also when Keras wrapped it (LossScaleOptimizer under float16)."""
     return getattr(optimizer, "inner_optimizer", optimizer)
-
-
-def make_loss(kind: str = "softmax", label_smoothing: float = 0.0):
-    """The training loss on logits. ``multilabel_softmax`` is main.py's multi-class loss (multi-hot labels divided
-    by their sum, then softmax cross-entropy); ``sigmoid`` is its loss_type='sigmoid' (sigmoid cross-entropy summed
-    over classes, averaged over the batch). Weighted by sample weight: padded evaluation batches (weight 0) leave
-    the mean of the real examples."""
-    if kind == "sigmoid":
-        return _SummedSigmoidCrossentropy(label_smoothing)
-    base = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing,
-                                                reduction="mean_with_sample_weight")
-    return _MultiLabelSoftmax(label_smoothing) if kind == "multilabel_softmax" else base
-
-
-@keras.saving.register_keras_serializable(package="efficientnet_keras")
-class _MultiLabelSoftmax(keras.losses.Loss):
-    """main.py's multi-class loss: softmax cross-entropy of the labels divided by their sum per example
-    (``labels /= reduce_sum(labels, 1)``); an example without labels keeps its zeros."""
-
-    def __init__(self, label_smoothing: float = 0.0, **kwargs):
-        super().__init__(name="multilabel_softmax", reduction="mean_with_sample_weight", **kwargs)
-        self.label_smoothing = label_smoothing
-
-    def call(self, y_true, y_pred):
-        y_true = keras.ops.cast(y_true, y_pred.dtype)
-        total = keras.ops.sum(y_true, axis=-1, keepdims=True)
-        return keras.losses.categorical_crossentropy(y_true / keras.ops.where(total > 0, total, 1.0), y_pred,
-                                                     from_logits=True, label_smoothing=self.label_smoothing)
-
-    def get_config(self):
-        return {"label_smoothing": self.label_smoothing}
-
-
-@keras.saving.register_keras_serializable(package="efficientnet_keras")
-class _SummedSigmoidCrossentropy(keras.losses.Loss):
-    """main.py loss_type='sigmoid': reduce_mean(reduce_sum(sigmoid_cross_entropy(labels, logits), -1)). Keras'
-    BinaryCrossentropy averages over classes instead, which divides the gradient by the class count."""
-
-    def __init__(self, label_smoothing: float = 0.0, **kwargs):
-        super().__init__(name="sigmoid_crossentropy", reduction="mean_with_sample_weight", **kwargs)
-        self.label_smoothing = label_smoothing
-
-    def call(self, y_true, y_pred):
-        y_true = keras.ops.cast(y_true, y_pred.dtype)
-        if self.label_smoothing:
-            y_true = y_true * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
-        return keras.ops.sum(keras.ops.binary_crossentropy(y_true, y_pred, from_logits=True), axis=-1)
-
-    def get_config(self):
-        return {"label_smoothing": self.label_smoothing}
-
-
-def _metrics(loss: str = "softmax"):
-    """Top-1 accuracy; on multi-label data, whether the top class is one of the image's labels."""
-    if loss == "softmax":
-        return [keras.metrics.CategoricalAccuracy(name="accuracy")]
-    return [_TopLabelAccuracy(name="accuracy")]
-
-
-class _TopLabelAccuracy(keras.metrics.MeanMetricWrapper):
-    """Multi-label top-1: 1 where the highest logit's class is one of the labels (main.py's eval/acc_top1 on sets)."""
-
-    def __init__(self, name="accuracy", dtype=None):
-        super().__init__(fn=_top_label_hit, name=name, dtype=dtype)
-
-
-def _top_label_hit(y_true, y_pred):
-    top = keras.ops.argmax(y_pred, axis=-1)
-    return keras.ops.cast(keras.ops.take_along_axis(y_true, top[:, None], axis=-1)[:, 0] > 0, "float32")
 
 
 class _SkippedImagesLog(keras.callbacks.Callback):
@@ -766,7 +698,7 @@ def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = 
                                           config.get("train_split", "train"), eval_split or config.get("eval_split"))
     split = data_lib.limit(split, None if dataset else config.get("eval_examples"))
     model = keras.saving.load_model(run.join(FINAL_MODEL))
-    model.compile(loss=loss, metrics=_metrics(config.get("loss") or "softmax"))
+    model.compile(loss=loss, metrics=make_metrics(config.get("loss") or "softmax"))
     crop_fraction, preprocessing = saved_eval_transform(results)
     ds = data_lib.make_eval_dataset(split, info, eval_size or results["eval_size"], batch_size,
                                     crop_fraction=crop_fraction, preprocessing=preprocessing)
