@@ -10,7 +10,7 @@ The SavedModel goes to ``<export_dir>/<version>/`` as TF Serving expects. Its si
 - ``serving_default``: ``image_bytes`` (string [batch], encoded JPEG/PNG/GIF/BMP, what TF Serving's REST API
   sends as ``{"b64": ...}``) → ``class_ids`` (int32 [batch, k]), ``class_names`` (string [batch, k]),
   ``probabilities`` (float32 [batch, k]). Decoding, central crop and resize run in the graph and are the
-  training pipeline's evaluation transform (``data.center_crop``), so served and evaluated numbers agree.
+  training pipeline's evaluation transform (``transforms.eval_transform``), so served and evaluated numbers agree.
 - ``serving_images``: ``images`` (float32 [batch, size, size, 3], RGB in [0, 255], already cropped) → the same.
 
 Export is TensorFlow-only (SavedModel and TFLite are TensorFlow formats); build or load the model on the
@@ -347,7 +347,7 @@ def _check_representative(images, size: int) -> list[np.ndarray]:
     for i, image in enumerate(arrays):
         if image.shape != (size, size, 3):
             raise ValueError(f"representative image {i} has shape {image.shape}; the model takes ({size}, {size}, 3) "
-                             "RGB images (crop/resize them like the evaluation pipeline, data.center_crop).")
+                             "RGB images (crop/resize them like the evaluation pipeline, transforms.eval_transform).")
         if image.min() < 0 or image.max() > 255:
             raise ValueError(f"representative image {i} has values in [{image.min()}, {image.max()}]; pixels must "
                              "be RGB in [0, 255] (the model does its own preprocessing).")
@@ -395,14 +395,17 @@ def calibration_images(source: str, image_size: int, limit: int = 200, crop_frac
                        if f.lower().endswith(IMAGE_EXTENSIONS))[:limit]
         if not files:
             raise ValueError(f"No JPEG/PNG/BMP/GIF images below {source!r} to calibrate with.")
-        return np.stack([eval_transform(tf.io.read_file(f), image_size, preprocessing, crop_fraction).numpy()
-                         for f in files])
-    from efficientnet_keras.training import data as data_lib  # a dataset name: read as the trainer does
+        images = np.stack([eval_transform(tf.io.read_file(f), image_size, preprocessing, crop_fraction).numpy()
+                           for f in files])
+    else:
+        from efficientnet_keras.training import data as data_lib  # a dataset name: read as the trainer does
 
-    train, _, info = data_lib.load_source(source)
-    ds = data_lib.make_eval_dataset(data_lib.limit(train, limit), info, image_size, 32, crop_fraction,
-                                    preprocessing=preprocessing)
-    return np.concatenate([images.numpy() for images, _ in ds])
+        train, _, info = data_lib.load_source(source)
+        ds = data_lib.make_eval_dataset(data_lib.limit(train, limit), info, image_size, 32, crop_fraction,
+                                        preprocessing=preprocessing)
+        images = np.concatenate([images.numpy() for images, _ in ds])
+    # The TFLite model takes RGB images in [0, 255]: the V1 transform's bicubic overshoot is clipped to that range.
+    return np.clip(images, 0.0, 255.0)
 
 
 def _require_tensorflow_backend() -> None:
