@@ -75,3 +75,44 @@ def test_freeze_helper_names_the_stages_a_model_has():
     assert model.get_layer("block4a_expand_conv").trainable and not model.get_layer("stem_conv").trainable
     with pytest.raises(ValueError, match="freeze='block8' names no stage of efficientnet-lite0; it has backbone"):
         freeze_lib.freeze(EfficientNetLite0(weights=None, input_shape=(64, 64, 3)), "block8")
+
+
+class _EpochWeights(keras.callbacks.Callback):
+    """Every layer's weights at the start of training and after each epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.after = []
+
+    def on_train_begin(self, logs=None):
+        self.start = {layer.name: [np.array(w) for w in layer.get_weights()] for layer in self.model.layers}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.after.append({layer.name: [np.array(w) for w in layer.get_weights()] for layer in self.model.layers})
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "rmsprop"])
+def test_two_phase_schedule_holds_the_backbone_then_trains_everything_but_batchnorm(tmp_path, optimizer):
+    """Keras' transfer-learning guide: the classifier first (backbone held still: weights, decoupled weight decay
+    and averages), then every layer at a lower rate, BatchNorm layers kept in inference mode throughout."""
+    record = _EpochWeights()
+    train(TrainConfig(**{**CONFIG, "epochs": 3, "optimizer": optimizer, "weight_decay": 0.05}, freeze="backbone",
+                      unfreeze_after=2, model_dir=str(tmp_path / "run")), callbacks=[record])
+    start, first, second, third = record.start, *record.after
+
+    def moved(before, after, name):
+        return any(not np.array_equal(a, b) for a, b in zip(before[name], after[name], strict=True))
+
+    weighted = [name for name, weights in start.items() if weights]
+    batchnorm = [name for name in weighted if name.endswith("bn")]
+    others = [name for name in weighted if name not in batchnorm and name != "predictions"]
+    assert batchnorm and others
+    for epoch in (first, second):  # phase 1: only the classifier moves (the EMA copy is not swapped in here)
+        assert [name for name in weighted if moved(start, epoch, name)] == ["predictions"]
+    assert all(moved(second, third, name) for name in others + ["predictions"])  # phase 2
+    assert not any(moved(start, third, name) for name in batchnorm)  # weights and statistics, both phases
+
+
+def test_unfreeze_needs_freeze_and_fits_the_epochs(tmp_path):
+    with pytest.raises(ValueError, match="unfreeze_after=2 needs --freeze and 0 < unfreeze_after < epochs=2"):
+        train(TrainConfig(**CONFIG, freeze="backbone", unfreeze_after=2, model_dir=str(tmp_path / "run")))

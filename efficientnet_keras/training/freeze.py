@@ -12,7 +12,7 @@ import re
 
 import keras
 
-__all__ = ["BACKBONE", "stage_names", "freeze", "frozen_layers"]
+__all__ = ["BACKBONE", "check_name", "stage_names", "layers_below", "freeze", "hold", "frozen_layers"]
 
 BACKBONE = "backbone"  # everything but the classifier
 CLASSIFIER = "predictions"
@@ -37,32 +37,58 @@ def stage_names(model: keras.Model) -> list[str]:
     return names
 
 
+def check_name(what: str, stages: list[str], model_name: str) -> None:
+    """Refuse a ``freeze=`` that names no stage of the model, listing what it has."""
+    if what != BACKBONE and what not in stages:
+        raise ValueError(f"freeze={what!r} names no stage of {model_name}; it has {BACKBONE} (all but the "
+                         f"classifier) or a stage: {', '.join(stages)} (that stage and everything below it).")
+
+
 def _check(model: keras.Model, what: str) -> list[str]:
     stages = stage_names(model)
-    if what != BACKBONE and what not in stages:
-        raise ValueError(f"freeze={what!r} names no stage of {model.name}; it has {BACKBONE} (all but the "
-                         f"classifier) or a stage: {', '.join(stages)} (that stage and everything below it).")
+    check_name(what, stages, model.name)
     if not any(layer.name == CLASSIFIER for layer in model.layers):
         raise ValueError(f"{model.name} has no '{CLASSIFIER}' layer (include_top=False?): there is nothing to fine-tune "
                          "above a frozen backbone.")
     return stages
 
 
-def freeze(model: keras.Model, what: str) -> list[str]:
-    """Freeze ``what`` ("backbone", or a stage name and every stage below it, with the layers before the stem);
-    return the names of the frozen layers that hold weights."""
+def layers_below(model: keras.Model, what: str) -> list:
+    """The layers ``freeze(model, what)`` freezes: all but the classifier ("backbone"), or a stage and every stage
+    below it with the layers before the stem."""
     stages = _check(model, what)
     below = set(stages) if what == BACKBONE else set(stages[: stages.index(what) + 1])
-    frozen, before_stem = [], True
+    chosen, before_stem = [], True
     for layer in model.layers:
         stage = _stage_of(layer.name)
         before_stem = before_stem and stage is None
-        hit = layer.name != CLASSIFIER if what == BACKBONE else before_stem or stage in below
-        if hit:
-            layer.trainable = False
-            if layer.weights:
-                frozen.append(layer.name)
+        if (layer.name != CLASSIFIER) if what == BACKBONE else (before_stem or stage in below):
+            chosen.append(layer)
+    return chosen
+
+
+def freeze(model: keras.Model, what: str) -> list[str]:
+    """Freeze ``what`` ("backbone", or a stage name and every stage below it, with the layers before the stem);
+    return the names of the frozen layers that hold weights."""
+    frozen = []
+    for layer in layers_below(model, what):
+        layer.trainable = False
+        if layer.weights:
+            frozen.append(layer.name)
     return frozen
+
+
+def hold(model: keras.Model, what: str) -> list:
+    """For the two-phase schedule: freeze the BatchNorm layers of ``what`` (inference mode in both phases, as
+    Keras' transfer-learning guide keeps them) and return the other layers' trainable weights, which the optimizer
+    holds still until the unfreeze (``optimizers.Unfreeze``)."""
+    held = []
+    for layer in layers_below(model, what):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+        else:
+            held += layer.trainable_weights
+    return held
 
 
 def frozen_layers(model: keras.Model) -> list[str]:

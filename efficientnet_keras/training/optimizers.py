@@ -18,7 +18,7 @@ from keras import ops
 
 from efficientnet_keras import _keras_private as private
 
-__all__ = ["WarmupExponentialDecay", "RMSpropEMA", "AdamWEMA", "SwapEMA", "L2_EXCLUDED", "SCHEDULES",
+__all__ = ["WarmupExponentialDecay", "RMSpropEMA", "AdamWEMA", "SwapEMA", "Unfreeze", "L2_EXCLUDED", "SCHEDULES",
            "batchnorm_statistics"]
 
 SCHEDULES = ("exponential", "constant", "cosine")  # utils.WarmupLearningRateSchedule's lr_decay_type
@@ -121,7 +121,13 @@ class _OfficialRecipe:
     the initial weights. ``average_statistics(model)`` before the first step adds the BatchNorm moving statistics.
 
     While ``defer_finalize`` is set, ``fit`` leaves the raw weights in the model at its end: a run made of several
-    ``fit`` calls copies the averages in once, after the last."""
+    ``fit`` calls copies the averages in once, after the last.
+
+    ``hold(variables)`` (before the first step): the two-phase fine-tuning schedule. Held variables step with the
+    learning rate x ``held_scale``, the others x ``free_scale`` (run-time variables; ``Unfreeze`` sets them per
+    epoch); while ``held_scale`` is 0 a held variable, its decoupled weight decay and its average do not change
+    at all, as if frozen, yet it stays in the one traced step and optimizer, so unfreezing needs no recompile and a
+    resumed run restores the same optimizer."""
 
     defer_finalize = False
 
@@ -130,6 +136,23 @@ class _OfficialRecipe:
         self.l2 = float(l2)
         self._statistics: list = []
         self._statistic_averages: list = []
+        self._held: set = set()  # paths of held variables
+        self._held_decayed: set = set()  # ... of those that take decoupled weight decay
+        self.held_scale = self.free_scale = None
+
+    def hold(self, variables: list) -> None:
+        if self.built:
+            raise ValueError("hold must be called before the optimizer is built (before fit).")
+        self._held = {v.path for v in variables}
+        # Keras applies decoupled weight decay with the unscaled rate: held variables take theirs in update_step.
+        self._held_decayed = {v.path for v in variables if self.weight_decay and self._use_weight_decay(v)}
+        self.exclude_from_weight_decay(var_list=list(variables))
+        self.held_scale = keras.Variable(0.0, trainable=False, name="held_lr_scale", dtype="float32")
+        self.free_scale = keras.Variable(1.0, trainable=False, name="free_lr_scale", dtype="float32")
+
+    def _path(self, variable) -> str:
+        # update_step may receive the backend variable (tf.distribute), so the path is looked up by index.
+        return private.optimizer_trainable_variables(self)[private.variable_index(self, variable)].path
 
     def average_statistics(self, model: keras.Model) -> None:
         if self.built:
@@ -153,17 +176,23 @@ class _OfficialRecipe:
         """(model variable, its average) for every averaged variable: trainable weights, then BN statistics."""
         if not self.use_ema:
             return []
-        pairs = [(v, a) for v, a in zip(private.optimizer_trainable_variables(self), private.ema_variables(self)) if a is not None]
+        pairs = [(v, a) for v, a in zip(private.optimizer_trainable_variables(self), private.ema_variables(self))
+                 if a is not None]
         return pairs + list(zip(self._statistics, self._statistic_averages))
 
     def update_step(self, gradient, variable, learning_rate):
+        if self._held:
+            path = self._path(variable)
+            scale = self.held_scale if path in self._held else self.free_scale
+            learning_rate = ops.cast(learning_rate, variable.dtype) * ops.cast(scale, variable.dtype)
+            if path in self._held_decayed:  # decoupled decay at the scaled rate (0 while held: exactly none)
+                self.assign_sub(variable, variable * ops.cast(self.weight_decay, variable.dtype) * learning_rate)
         super().update_step(self._with_l2(gradient, variable), variable, learning_rate)
 
     def _with_l2(self, gradient, variable):
         if not self.l2:
             return gradient
-        # update_step may receive the backend variable (tf.distribute), so the path is looked up by index.
-        path = private.optimizer_trainable_variables(self)[private.variable_index(self, variable)].path
+        path = self._path(variable)
         if not L2_EXCLUDED.match(path):
             return gradient + ops.cast(self.l2, gradient.dtype) * ops.cast(variable, gradient.dtype)
         return gradient
@@ -173,9 +202,13 @@ class _OfficialRecipe:
             return
         n = ops.cast(self.iterations, "float32") + 1.0  # Keras counts the step after this call
         decay = ops.minimum(self.ema_momentum, (1.0 + n) / (10.0 + n))
+        held = set(id(v) for v in private.optimizer_trainable_variables(self) if v.path in self._held)
         for variable, average in self.averaged_pairs():
             d = ops.cast(decay, average.dtype)
-            average.assign(d * average + (1 - d) * ops.cast(variable, average.dtype))
+            update = d * average + (1 - d) * ops.cast(variable, average.dtype)
+            if id(variable) in held:  # a held variable's average stays its (unchanged) value, bit for bit
+                update = ops.where(self.held_scale > 0, update, average)
+            average.assign(update)
 
     def swap_averages(self) -> None:
         """Exchange the model's variables with their averages (evaluation runs on the averages)."""
@@ -226,6 +259,27 @@ class RMSpropEMA(_OfficialRecipe, _TF1RMSprop):
 @keras.saving.register_keras_serializable(package="efficientnet_keras")
 class AdamWEMA(_OfficialRecipe, keras.optimizers.AdamW):
     """Keras AdamW (decoupled weight decay) with the official EMA (and optional L2)."""
+
+
+class Unfreeze(keras.callbacks.Callback):
+    """The two-phase fine-tuning schedule of Keras' transfer-learning guide on an optimizer with held variables:
+    before ``epoch`` the held variables do not move and the others train at the full rate; from ``epoch`` on
+    every variable trains at ``lr_scale`` x the rate. Set from the epoch number, so a resumed run is in the right
+    phase."""
+
+    def __init__(self, epoch: int, lr_scale: float, verbose: int = 1):
+        super().__init__()
+        self.epoch, self.lr_scale, self.verbose = epoch, lr_scale, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+        after = epoch >= self.epoch
+        optimizer.held_scale.assign(self.lr_scale if after else 0.0)
+        optimizer.free_scale.assign(self.lr_scale if after else 1.0)
+        if epoch == self.epoch and self.verbose:
+            print(f"\nUnfrozen from epoch {epoch + 1}: every layer but BatchNorm trains at {self.lr_scale:g} x the "
+                  "learning rate.")
 
 
 class SwapEMA(keras.callbacks.Callback):

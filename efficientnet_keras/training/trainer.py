@@ -23,9 +23,10 @@ from typing import Any
 import keras
 
 from efficientnet_keras import _keras_private as private
-from efficientnet_keras.training.optimizers import SCHEDULES, AdamWEMA, RMSpropEMA, SwapEMA, WarmupExponentialDecay
+from efficientnet_keras.training.optimizers import (SCHEDULES, AdamWEMA, RMSpropEMA, SwapEMA, Unfreeze,
+                                                   WarmupExponentialDecay)
 from efficientnet_keras.training.progressive import PROGRESSIONS
-from efficientnet_keras.training.freeze import freeze, frozen_layers
+from efficientnet_keras.training import freeze as freeze_lib
 from efficientnet_keras.training.losses import LOSSES, make_loss, make_metrics
 from efficientnet_keras.training.recipes import RECIPES, official_train_size
 from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, RUN_FILE, Backup, HistoryCSV, RunDir
@@ -153,6 +154,10 @@ class TrainConfig:
     freeze: str | None = _field(None, "Fine-tuning: 'backbone' (train the classifier only) or a stage name (stem, "
                                       "block1, block2, ...: it and everything below stay frozen). Frozen BatchNorm "
                                       "layers run in inference mode: their statistics do not move.")
+    unfreeze_after: int = _field(0, "Two-phase fine-tuning (Keras' transfer-learning guide): with --freeze, the "
+                                    "frozen part is held still for this many epochs, then everything but BatchNorm "
+                                    "trains at --unfreeze_lr_scale x the learning rate; 0 keeps it frozen.")
+    unfreeze_lr_scale: float = _field(0.1, "Learning-rate factor of every layer after --unfreeze_after.")
     verbose: int = _field(1, "0 silent, 1 progress bars, 2 one line per epoch. TensorFlow's own log lines are "
                              "hidden; TF_CPP_MIN_LOG_LEVEL=0 shows them.", resumable=True)
 
@@ -203,14 +208,15 @@ def _check_config(c: TrainConfig) -> None:
                          f"{c.weight_decay}.")
     if c.blocks and c.weights:
         raise ValueError("A custom --blocks network has no pretrained weights; drop --weights.")
-    if c.freeze:
-        from efficientnet_keras.training.freeze import BACKBONE
-
-        stages = ["stem"] + [f"block{i + 1}" for i in range(len(c.blocks.split(",")) if c.blocks else len(variant.blocks))]
-        if c.freeze != BACKBONE and c.freeze not in stages:
-            name = f"{variant.function}-custom" if c.blocks else variant.function
-            raise ValueError(f"freeze={c.freeze!r} names no stage of {name}; it has {BACKBONE} (all but the classifier) "
-                             f"or a stage: {', '.join(stages)} (that stage and everything below it).")
+    if c.freeze:  # stages as the builder names them: stem, then block<i> per block string
+        blocks = len(c.blocks.split(",")) if c.blocks else len(variant.blocks)
+        freeze_lib.check_name(c.freeze, ["stem"] + [f"block{i + 1}" for i in range(blocks)],
+                              f"{variant.function}-custom" if c.blocks else variant.function)
+    if c.unfreeze_after and (not c.freeze or not 0 < c.unfreeze_after < c.epochs):
+        raise ValueError(f"unfreeze_after={c.unfreeze_after} needs --freeze and 0 < unfreeze_after < "
+                         f"epochs={c.epochs}: the epochs trained frozen before everything trains.")
+    if not 0 < c.unfreeze_lr_scale <= 1:
+        raise ValueError(f"unfreeze_lr_scale must be in (0, 1], got {c.unfreeze_lr_scale}.")
     if c.lr_min < 0 or c.gradient_clip < 0:
         raise ValueError(f"lr_min and gradient_clip must be >= 0 (0: off); got {c.lr_min} and {c.gradient_clip}.")
     if c.lr_min >= c.learning_rate_per_256 * c.batch_size / 256:
@@ -447,12 +453,21 @@ def _build_model(c: TrainConfig, variant, plan: _Plan, num_classes: int, replica
             # pod slice, ours normalizes over all replicas (Keras' synchronized BatchNorm has no groups).
             layer.synchronized = replicas > 1 and keras.backend.backend() == "tensorflow"
     set_regularization(model, dropout=first.dropout, stochastic_depth=first.stochastic_depth)
-    if c.freeze:  # before compile: frozen weights leave the optimizer and the EMA
-        freeze(model, c.freeze)
     return model
 
 
-def _compile(c: TrainConfig, model, plan: _Plan, kind: str) -> None:
+def _freeze(c: TrainConfig, model) -> list:
+    """Apply --freeze before compile (frozen weights leave the optimizer and the EMA); with --unfreeze_after, the
+    weights the optimizer holds still until then."""
+    if not c.freeze:
+        return []
+    if c.unfreeze_after:
+        return freeze_lib.hold(model, c.freeze)
+    freeze_lib.freeze(model, c.freeze)
+    return []
+
+
+def _compile(c: TrainConfig, model, plan: _Plan, kind: str, held: list) -> None:
     from efficientnet_keras.training import distribute
 
     # hparams.py warms up 5 of 350 epochs; unset, short runs warm up for a tenth of their epochs instead.
@@ -474,6 +489,8 @@ def _compile(c: TrainConfig, model, plan: _Plan, kind: str) -> None:
     else:
         optimizer = AdamWEMA(learning_rate=schedule, **common)
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    if held:
+        optimizer.hold(held)
     model.compile(optimizer=optimizer, loss=make_loss(c.loss, c.label_smoothing), metrics=make_metrics(c.loss),
                   jit_compile=distribute.resolve_jit_compile(c.jit_compile, kind))
     optimizer.average_statistics(model)
@@ -510,6 +527,8 @@ def _callbacks(c: TrainConfig, plan: _Plan, state, skipped, chief: bool, extra) 
     callbacks = [ProgressiveLearning(plan.stages, c.epochs, state, seed=c.seed, verbose=c.verbose,
                                      augment=c.augment),
                  _SkippedImagesLog(skipped, c.verbose)]
+    if c.unfreeze_after:
+        callbacks.append(Unfreeze(c.unfreeze_after, c.unfreeze_lr_scale, c.verbose))
     if c.ema_decay > 0:
         # Validation sees the averaged weights and BatchNorm statistics; between epochs the model holds the raw
         # ones, which the backup saves (with the averages, optimizer variables).
@@ -624,7 +643,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
             cache_limit_mb=c.cache_limit_mb, skipped=skipped, input_context=context, preprocessing=plan.preprocessing))
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             model = _build_model(c, variant, plan, info.num_classes, replicas)
-            _compile(c, model, plan, kind)
+            _compile(c, model, plan, kind, _freeze(c, model))
         callback_list = _callbacks(c, plan, state, skipped, chief, callbacks)
         history = _fit(c, model, plan, train_for_segment, eval_ds, callback_list)
         return _finish(c, model, plan, info, eval_ds, history, chief, replicas)
@@ -657,7 +676,8 @@ def _finish(c: TrainConfig, model, plan: _Plan, info, eval_ds, history, chief: b
                "preprocessing": dataclasses.asdict(preprocessing),
                "class_names": list(info.class_names), "stages": [dataclasses.asdict(s) for s in plan.stages],
                "replicas": replicas, "dtype_policy": keras.mixed_precision.global_policy().name,
-               "freeze": c.freeze, "frozen_layers": frozen_layers(model)}
+               "freeze": c.freeze, "frozen_layers": freeze_lib.frozen_layers(model),
+               "unfreeze_after": c.unfreeze_after}
     if chief:
         inference_model(model).save(model_path)
         run.write_json(RESULTS_FILE, summary)
