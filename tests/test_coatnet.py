@@ -238,7 +238,7 @@ def test_small_coatnet_learns_with_progressive_learning_then_serves(tmp_path):
 
     counter = _CountTraces()
     result = train(TrainConfig(
-        model="CoAtNet0RW", blocks=SMALL, dataset="digits", model_dir=str(tmp_path / "run"), epochs=6,
+        model="CoAtNet0RW", recipe="imagenet", blocks=SMALL, dataset="digits", model_dir=str(tmp_path / "run"), epochs=6,
         num_stages=3, batch_size=32, image_size_min=32, image_size_max=64, optimizer="adamw",
         learning_rate_per_256=0.008, randaug_max=0, bn_momentum=0.9, ema_decay=0.99, verbose=0,
         mixed_precision="float16"), callbacks=[counter])  # loss scaling: the bias tables' gradients must be dense

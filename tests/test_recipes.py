@@ -4,7 +4,7 @@ import pytest
 
 from efficientnet_keras.training import trainer
 from efficientnet_keras.training.data import DatasetInfo
-from efficientnet_keras.training.recipes import RECIPES, resolve
+from efficientnet_keras.training.recipes import RECIPES, default_warmup, resolve
 from efficientnet_keras.training.trainer import TrainConfig
 
 
@@ -93,7 +93,8 @@ def test_coatnet_recipe_is_table_8(model, rate):
     assert c.learning_rate_per_256 * c.batch_size / 256 == pytest.approx(TABLE_8["peak_lr"])
     assert (c.lr_schedule, c.lr_min) == (TABLE_8["lr_schedule"], TABLE_8["lr_min"])
     steps_per_epoch = 1_281_167 / TABLE_8["batch_size"]  # ImageNet-1k's training images
-    assert c.warmup_epochs * steps_per_epoch == pytest.approx(TABLE_8["warmup_steps"])
+    assert default_warmup(c.recipe, c.epochs) * steps_per_epoch == pytest.approx(TABLE_8["warmup_steps"])
+    assert default_warmup(c.recipe, 30) == 3.0  # a short run warms up for a tenth of its epochs
     assert (c.weight_decay, c.gradient_clip, c.ema_decay) == (0.05, 1.0, 0.0)
     assert (c.label_smoothing, c.loss, c.mixup_max, c.cutmix_max) == (0.1, "softmax", 0.8, 0.0)
     assert (randaugment.NUM_LAYERS, c.randaug_max, c.augment) == (*TABLE_8["randaug"], "randaugment")

@@ -18,7 +18,8 @@ import dataclasses
 
 from efficientnet_keras.models import get_variant
 
-__all__ = ["RECIPES", "resolve", "official_augment", "default_recipe", "official_train_size", "GENERIC"]
+__all__ = ["RECIPES", "resolve", "official_augment", "default_recipe", "default_warmup", "official_train_size",
+           "GENERIC", "WARMUP_EPOCHS"]
 
 # effnetv2_configs.py: V2-S/M/L/XL train with augname 'randaug'; V2-B0..B3 ("for fair comparison to
 # EfficientNetV1") and every V1 (efficientnetv1_config) with 'effnetv1_autoaug', AutoAugment policy v0.
@@ -43,6 +44,17 @@ def official_train_size(model: str, resolution: int) -> int | None:
     train isize=0.8, which ``main.py`` turns into int(eval size x 0.8) // 16 * 16: B0 176 px, B7 480 px); None
     for the variants the official code trains progressively."""
     return int(resolution * 0.8) // 16 * 16 if model in V1_VARIANTS else None
+
+
+# The warm-up a recipe states in epochs, taken when --warmup_epochs is unset up to a tenth of the run (hparams.py
+# lr_warmup_epoch 5 of 350; CoAtNet Table 8: 10K steps of 4096 images).
+WARMUP_EPOCHS = {"imagenet": 5.0, "coatnet": 10_000 * 4096 / 1_281_167}
+
+
+def default_warmup(recipe: str, epochs: int) -> float:
+    """Warm-up epochs of a run that leaves --warmup_epochs unset: the recipe's, at most a tenth of the epochs,
+    so that short runs are not mostly warm-up."""
+    return min(WARMUP_EPOCHS.get(recipe, 5.0), epochs / 10)
 
 
 def default_recipe(model: str) -> str:
@@ -136,8 +148,8 @@ RECIPES: dict[str, dict] = {
         epochs=300,  # Table 8 train epochs
         lr_schedule="cosine",  # Table 8 LR decay schedule: cosine
         lr_min=1e-5,  # Table 8 min learning rate
-        # Table 8 warm-up: 10K steps; at batch 4096 on ImageNet-1k's 1,281,167 images, 31.97 epochs.
-        warmup_epochs=10_000 * 4096 / 1_281_167,
+        # warmup_epochs: Table 8 warm-up 10K steps, at batch 4096 on ImageNet-1k's 1,281,167 images 31.97 epochs
+        # (WARMUP_EPOCHS); left unset, runs shorter than 320 epochs warm up for a tenth of their epochs.
         weight_decay=0.05,  # Table 8 weight decay rate (AdamW: decoupled)
         gradient_clip=1.0,  # Table 8 gradient clip (global norm)
         ema_decay=0.0,  # Table 8 EMA decay rate: none

@@ -28,7 +28,7 @@ from efficientnet_keras.training.optimizers import (SCHEDULES, AdamWEMA, RMSprop
 from efficientnet_keras.training.progressive import PROGRESSIONS
 from efficientnet_keras.training import freeze as freeze_lib
 from efficientnet_keras.training.losses import LOSSES, make_loss, make_metrics
-from efficientnet_keras.training.recipes import RECIPES, official_train_size
+from efficientnet_keras.training.recipes import RECIPES, default_warmup, official_train_size
 from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, RUN_FILE, Backup, HistoryCSV, RunDir
 from efficientnet_keras.weights.load import TIMM_PREFIX, WEIGHT_SETS
 from efficientnet_keras.weights.registry import set_info
@@ -470,8 +470,7 @@ def _freeze(c: TrainConfig, model) -> list:
 def _compile(c: TrainConfig, model, plan: _Plan, kind: str, held: list) -> None:
     from efficientnet_keras.training import distribute
 
-    # hparams.py warms up 5 of 350 epochs; unset, short runs warm up for a tenth of their epochs instead.
-    warmup = c.warmup_epochs if c.warmup_epochs is not None else min(5.0, c.epochs / 10)
+    warmup = c.warmup_epochs if c.warmup_epochs is not None else default_warmup(c.recipe, c.epochs)
     steps = plan.steps_per_epoch
     schedule = WarmupExponentialDecay(
         c.learning_rate_per_256 * c.batch_size / 256, int(warmup * steps), c.lr_decay_epochs * steps,
