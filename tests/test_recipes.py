@@ -94,7 +94,8 @@ def test_coatnet_recipe_is_table_8(model, rate):
     assert (c.lr_schedule, c.lr_min) == (TABLE_8["lr_schedule"], TABLE_8["lr_min"])
     steps_per_epoch = 1_281_167 / TABLE_8["batch_size"]  # ImageNet-1k's training images
     assert default_warmup(c.recipe, c.epochs) * steps_per_epoch == pytest.approx(TABLE_8["warmup_steps"])
-    assert default_warmup(c.recipe, 30) == 3.0  # a short run warms up for a tenth of its epochs
+    assert default_warmup(c.recipe, 30) == pytest.approx(30 * 10_000 / steps_per_epoch / 300)  # the same share
+    assert default_warmup("imagenet", 8) == pytest.approx(0.8) and default_warmup("imagenet", 350) == 5.0
     assert (c.weight_decay, c.gradient_clip, c.ema_decay) == (0.05, 1.0, 0.0)
     assert (c.label_smoothing, c.loss, c.mixup_max, c.cutmix_max) == (0.1, "softmax", 0.8, 0.0)
     assert (randaugment.NUM_LAYERS, c.randaug_max, c.augment) == (*TABLE_8["randaug"], "randaugment")

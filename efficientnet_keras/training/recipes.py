@@ -46,15 +46,16 @@ def official_train_size(model: str, resolution: int) -> int | None:
     return int(resolution * 0.8) // 16 * 16 if model in V1_VARIANTS else None
 
 
-# The warm-up a recipe states in epochs, taken when --warmup_epochs is unset up to a tenth of the run (hparams.py
-# lr_warmup_epoch 5 of 350; CoAtNet Table 8: 10K steps of 4096 images).
-WARMUP_EPOCHS = {"imagenet": 5.0, "coatnet": 10_000 * 4096 / 1_281_167}
+# The warm-up a recipe states, in epochs, and the run length it belongs to: hparams.py lr_warmup_epoch 5 of 350;
+# CoAtNet Table 8: 10K steps of 4096 images (31.97 ImageNet epochs) of 300.
+WARMUP_EPOCHS = {"imagenet": (5.0, 350), "coatnet": (10_000 * 4096 / 1_281_167, 300)}
 
 
 def default_warmup(recipe: str, epochs: int) -> float:
-    """Warm-up epochs of a run that leaves --warmup_epochs unset: the recipe's, at most a tenth of the epochs,
-    so that short runs are not mostly warm-up."""
-    return min(WARMUP_EPOCHS.get(recipe, 5.0), epochs / 10)
+    """Warm-up epochs of a run that leaves --warmup_epochs unset: the recipe's, shortened for shorter runs to the
+    recipe's fraction of the run or a tenth of it, whichever is larger (imagenet: min(5, epochs / 10))."""
+    warmup, length = WARMUP_EPOCHS.get(recipe, WARMUP_EPOCHS["imagenet"])
+    return min(warmup, epochs * max(warmup / length, 0.1))
 
 
 def default_recipe(model: str) -> str:
