@@ -8,6 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_venv.sh torch,examples
 exec .venv/bin/python -m efficientnet_keras.train --dataset=digits --model=EfficientNetLite0 --weights=imagenet \
-  --model_dir=runs/digits --resume --epochs=12 --num_stages=3 --image_size_min=64 --image_size_max=96 \
+  --model_dir=runs/digits --resume --epochs=12 --progressive --num_stages=3 --image_size_min=64 --image_size_max=96 \
   --batch_size=32 --optimizer=adamw --learning_rate_per_256=0.008 --randaug_max=0 --bn_momentum=0.9 \
   --ema_decay=0 --verbose=2 "$@"
