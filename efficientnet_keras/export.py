@@ -38,6 +38,7 @@ SERVING_IMAGES = "serving_images"
 BYTES_INPUT = "image_bytes"
 IMAGES_INPUT = "images"
 OUTPUTS = ("class_ids", "class_names", "probabilities")
+DEFAULT_TOP_K = 5  # classes per image unless asked; a model with fewer classes returns all of them
 TRAINED_MODEL_FILE = "model.keras"  # what train() writes into its model_dir
 
 
@@ -238,13 +239,15 @@ def _prepare_output(path: str, overwrite: bool) -> None:
             gfile.remove(path)
 
 
-def serving_functions(servable: Servable, top_k: int = 5) -> dict[str, tuple[Callable, list]]:
-    """``{signature name: (function, input signature)}`` of the exported SavedModel (TensorFlow ops)."""
+def serving_functions(servable: Servable, top_k: int | None = None) -> dict[str, tuple[Callable, list]]:
+    """``{signature name: (function, input signature)}`` of the exported SavedModel (TensorFlow ops); ``top_k``
+    classes per image, by default min(5, classes)."""
     import tensorflow as tf
 
     from efficientnet_keras.transforms import decode_rgb, eval_transform
 
     classes = len(servable.class_names)
+    top_k = min(DEFAULT_TOP_K, classes) if top_k is None else top_k
     if not 1 <= top_k <= classes:
         raise ValueError(f"top_k={top_k} is outside 1..{classes}, the number of classes of {servable.model.name}.")
     size, model = servable.image_size, servable.model
@@ -273,7 +276,7 @@ def serving_functions(servable: Servable, top_k: int = 5) -> dict[str, tuple[Cal
     }
 
 
-def export_saved_model(servable: Servable, export_dir: str, version: int | None = None, top_k: int = 5,
+def export_saved_model(servable: Servable, export_dir: str, version: int | None = None, top_k: int | None = None,
                        overwrite: bool = False) -> str:
     """Write ``<export_dir>/<version>/`` (a SavedModel with the two signatures above); return its path."""
     _require_tensorflow_backend()
@@ -281,6 +284,7 @@ def export_saved_model(servable: Servable, export_dir: str, version: int | None 
     if version < 0:
         raise ValueError(f"version must be a non-negative integer, got {version}.")
     path = f"{export_dir.rstrip('/')}/{version}"
+    top_k = min(DEFAULT_TOP_K, len(servable.class_names)) if top_k is None else top_k
     functions = serving_functions(servable, top_k)  # validates top_k before anything is written
     _prepare_output(path, overwrite)
     archive = keras.export.ExportArchive()
@@ -429,7 +433,8 @@ def _define_flags():
     flags.DEFINE_integer("version", None, "SavedModel version folder (default: one more than the largest there).",
                          lower_bound=0)
     flags.DEFINE_string("output", None, "TFLite file to write (ends with .tflite).")
-    flags.DEFINE_integer("top_k", 5, "Classes returned per image by the serving signatures.", lower_bound=1)
+    flags.DEFINE_integer("top_k", None, f"Classes returned per image by the serving signatures (default: "
+                         f"min({DEFAULT_TOP_K}, classes)).", lower_bound=1)
     flags.DEFINE_integer("image_size", None, "Serving size (default: the variant's / run's evaluation size).")
     flags.DEFINE_float("crop_fraction", None, "Central crop (default: the run's, else the variant's official one).")
     flags.DEFINE_bool("fold_batchnorm", False, "Fold BatchNorm into the convolutions (faster inference, same outputs).")

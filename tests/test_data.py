@@ -1,5 +1,7 @@
 """Input pipelines: sources, per-stage sizes and augmentation, determinism, evaluation crop."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -144,11 +146,13 @@ def test_image_folder(tmp_path):
     "name, kwargs, message",
     [
         ("no_such_dataset_xyz", {}, "Unknown dataset 'no_such_dataset_xyz'"),
+        ("/nonexistent/photos", {}, "Dataset folder '/nonexistent/photos' does not exist; an image folder is "
+                                    "root/train/<class>/<image> (local or gs://)."),
         ("digits", {"data_dir": "/nonexistent/dir"}, "data_dir '/nonexistent/dir' does not exist"),
     ],
 )
 def test_bad_sources(name, kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         data.load_source(name, **kwargs)
 
 

@@ -323,3 +323,14 @@ def test_calibration_images_from_a_folder_and_a_dataset(tmp_path, encoded_photos
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="No JPEG/PNG/BMP/GIF images below"):
         export.calibration_images(str(tmp_path / "empty"), 32)
+
+
+def test_a_model_with_fewer_than_five_classes_exports_with_default_flags(tmp_path):
+    """top_k defaults to min(5, classes): a 2-class model returns both classes."""
+    model = build_efficientnet(TINY_BLOCKS, 1.0, 1.0, 32, family="v2", classes=2, classifier_activation=None,
+                               input_shape=(32, 32, 3))
+    path = export.export_saved_model(export.Servable(model, 32, ["cat", "dog"]), str(tmp_path / "exports"))
+    out = tf.saved_model.load(path).signatures[export.SERVING_IMAGES](images=tf.constant(random_images(3, 32)))
+    assert out["class_ids"].shape == (3, 2) and sorted(out["class_names"].numpy()[0]) == [b"cat", b"dog"]
+    with open(os.path.join(path, "assets.extra.json")) as f:
+        assert json.load(f)["top_k"] == 2

@@ -188,9 +188,13 @@ def _tfds(name: str, data_dir: str | None, train_split: str, eval_split: str | N
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as e:  # tfds raises DatasetNotFoundError with suggestions
+        if name.startswith(("/", ".", "~")) or "://" in name:  # a folder path (tfds names are name[/config])
+            raise ValueError(f"Dataset folder {name!r} does not exist; an image folder is root/train/<class>/<image> "
+                             "(local or gs://).") from None
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(
-            f"Unknown dataset {name!r}: not an embedded dataset ({', '.join(EMBEDDED)}), not a directory, and not a "
-            f"tfds name ({e})."
+            f"Unknown dataset {name!r}: not an embedded dataset ({', '.join(EMBEDDED)}), fashion_mnist, a folder, "
+            f"tfrecord:<pattern>, or a tfds name ({first_line})."
         ) from None
     if not builder.is_prepared():
         try:

@@ -190,7 +190,7 @@ def _check_config(c: TrainConfig) -> None:
         raise ValueError(f"image_size_min={c.image_size_min} is larger than image_size_max={c.image_size_max}.")
     if c.progressive and c.epochs < c.num_stages:
         raise ValueError(f"Progressive learning with {c.num_stages} stages needs epochs >= {c.num_stages}, "
-                         f"got {c.epochs}.")
+                         f"got {c.epochs}: lower --num_stages, or train at one size with --noprogressive.")
     if c.crop_fraction is not None and not 0 < c.crop_fraction <= 1:
         raise ValueError(f"crop_fraction must be in (0, 1], got {c.crop_fraction}.")
     if c.recipe == "finetune" and not c.weights:
