@@ -476,10 +476,10 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-    from absl import app
+    from efficientnet_keras._cli import run_app
 
     _define_flags()
-    app.run(main)
+    run_app(main, "efficientnet_keras.export", __doc__)
 
 
 if __name__ == "__main__":

@@ -86,7 +86,9 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-    app.run(main)
+    from efficientnet_keras._cli import run_app
+
+    run_app(main, "efficientnet_keras.predict", __doc__)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-    from absl import app
+    from efficientnet_keras._cli import run_app
 
     define_flags()
-    app.run(main)
+    run_app(main, "efficientnet_keras.train", __doc__)

@@ -23,6 +23,7 @@ from typing import Any
 import keras
 
 from efficientnet_keras import _keras_private as private
+from efficientnet_keras.models import VARIANTS
 from efficientnet_keras.training.optimizers import (SCHEDULES, AdamWEMA, RMSpropEMA, SwapEMA, Unfreeze,
                                                    WarmupExponentialDecay)
 from efficientnet_keras.training.progressive import PROGRESSIONS
@@ -46,7 +47,7 @@ def _field(default, help: str, resumable: bool = False, choices: tuple | None = 
 class TrainConfig:
     """Everything a training run depends on; saved whole in the run folder, and each field a flag of the CLI."""
 
-    model: str = _field("EfficientNetV2B0", "Variant, e.g. EfficientNetV2S.")
+    model: str = _field("EfficientNetV2B0", f"Variant: {', '.join(VARIANTS)}.")
     recipe: str | None = _field(None, "Preset of the settings left unset: imagenet (the official per-variant "
                                       "ImageNet recipe), finetune (the official ImagenetFt recipe; needs --weights), "
                                       "imagenet21k (the official 21k pretraining; multi-label data) or coatnet (the "
@@ -150,7 +151,8 @@ class TrainConfig:
     bn_momentum: float = _field(0.9, "BatchNorm moving-average momentum (0.9: the official hparams.py; the paper "
                                      "says 0.99).")
     weights: str | None = _field(None, "Initial weights: a weight set for the backbone (imagenet, imagenet21k-ft1k, "
-                                       "imagenet21k, noisy-student, advprop: the classifier is new), or a file.")
+                                       "imagenet21k, noisy-student, advprop: the classifier is new), timm:<name.tag> "
+                                       "or timm:<file.pth|.safetensors> (timm's weights), or a weights file.")
     freeze: str | None = _field(None, "Fine-tuning: 'backbone' (train the classifier only) or a stage name (stem, "
                                       "block1, block2, ...: it and everything below stay frozen). Frozen BatchNorm "
                                       "layers run in inference mode: their statistics do not move.")
