@@ -116,3 +116,4 @@ def test_two_phase_schedule_holds_the_backbone_then_trains_everything_but_batchn
 def test_unfreeze_needs_freeze_and_fits_the_epochs(tmp_path):
     with pytest.raises(ValueError, match="unfreeze_after=2 needs --freeze and 0 < unfreeze_after < epochs=2"):
         train(TrainConfig(**CONFIG, freeze="backbone", unfreeze_after=2, model_dir=str(tmp_path / "run")))
+

@@ -581,3 +581,23 @@ def test_finetune_recipe_trains_its_minimum_number_of_examples(tmp_path):
     assert crop_fraction is None and preprocessing.crop_fraction(32) is None and preprocessing.resize == "bilinear"
     train(TrainConfig(**{**config.__dict__, "resume": True}))  # the raised count is this run's, not a change
 
+
+def test_a_trained_model_keras_returns_probabilities_as_the_zoo_model_does(tmp_path):
+    """keras.applications' convention: softmax unless asked. The trained model.keras and the zoo model of the same
+    variant both return probabilities; evaluation still computes its loss on logits."""
+    from efficientnet_keras import EfficientNetV2B0
+
+    run = str(tmp_path / "run")
+    result = train(TrainConfig(**{**TINY_CONFIG, "epochs": 1, "progressive": False, "image_size_max": 32},
+                               model_dir=run))
+    saved = keras.saving.load_model(os.path.join(run, "model.keras"))
+    zoo = EfficientNetV2B0(weights=None, input_shape=(32, 32, 3), classes=10)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    for model in (saved, zoo):
+        probabilities = model.predict(x, verbose=0)
+        assert probabilities.min() >= 0 and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    with open(os.path.join(run, "results.json")) as f:
+        assert json.load(f)["output"] == "probabilities (softmax of the classifier's logits)"
+    again = evaluate(run)
+    assert again["loss"] == pytest.approx(result["eval"]["loss"], rel=1e-4)
+    assert again["accuracy"] == pytest.approx(result["eval"]["accuracy"])

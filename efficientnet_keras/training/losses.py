@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["LOSSES", "make_loss", "make_metrics"]
+__all__ = ["LOSSES", "OUTPUT_ACTIVATION", "make_loss", "make_metrics"]
 
 LOSSES = ("softmax", "multilabel_softmax", "sigmoid")
+# What a saved model's classifier ends in, per training loss: probabilities, as the zoo models (keras.applications:
+# softmax unless asked); the loss itself is computed on logits.
+OUTPUT_ACTIVATION = {"softmax": "softmax", "multilabel_softmax": "softmax", "sigmoid": "sigmoid"}
 
 
 def make_loss(kind: str = "softmax", label_smoothing: float = 0.0):

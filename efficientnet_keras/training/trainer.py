@@ -28,7 +28,7 @@ from efficientnet_keras.training.optimizers import (SCHEDULES, AdamWEMA, RMSprop
                                                    WarmupExponentialDecay)
 from efficientnet_keras.training.progressive import PROGRESSIONS
 from efficientnet_keras.training import freeze as freeze_lib
-from efficientnet_keras.training.losses import LOSSES, make_loss, make_metrics
+from efficientnet_keras.training.losses import LOSSES, OUTPUT_ACTIVATION, make_loss, make_metrics
 from efficientnet_keras.training.recipes import RECIPES, default_warmup, official_train_size
 from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, RUN_FILE, Backup, HistoryCSV, RunDir
 from efficientnet_keras.weights.load import TIMM_PREFIX, WEIGHT_SETS
@@ -575,14 +575,18 @@ def _fit(c: TrainConfig, model, plan: _Plan, train_for_segment, eval_ds, callbac
     return history
 
 
-def inference_model(model: keras.Model) -> keras.Model:
+def inference_model(model: keras.Model, activation: str | None = "softmax") -> keras.Model:
     """A copy of a trained model that loads on any backend: same layers and weights, BatchNorm not synchronized
     (a MirroredStrategy run's BatchNorm is, and Keras refuses that on JAX and PyTorch), not compiled (no optimizer
-    of ours in the file)."""
+    of ours in the file), its classifier ending in ``activation`` (probabilities, as the zoo models return; None
+    keeps the logits it trained with)."""
     config = model.get_config()
     for layer in config["layers"]:
         if layer["config"].get("synchronized"):
             layer["config"]["synchronized"] = False
+        classifier = layer["config"].get("name") == "predictions"
+        if activation and classifier and layer["config"].get("activation") == "linear":
+            layer["config"]["activation"] = activation
     copy = model.__class__.from_config(config)
     copy.set_weights(model.get_weights())
     return copy
@@ -678,9 +682,10 @@ def _finish(c: TrainConfig, model, plan: _Plan, info, eval_ds, history, chief: b
                "class_names": list(info.class_names), "stages": [dataclasses.asdict(s) for s in plan.stages],
                "replicas": replicas, "dtype_policy": keras.mixed_precision.global_policy().name,
                "freeze": c.freeze, "frozen_layers": freeze_lib.frozen_layers(model),
-               "unfreeze_after": c.unfreeze_after}
+               "unfreeze_after": c.unfreeze_after,
+               "output": f"probabilities ({OUTPUT_ACTIVATION[c.loss]} of the classifier's logits)"}
     if chief:
-        inference_model(model).save(model_path)
+        inference_model(model, OUTPUT_ACTIVATION[c.loss]).save(model_path)
         run.write_json(RESULTS_FILE, summary)
     return {**summary, "history": history, "model": model}
 
@@ -719,12 +724,21 @@ def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = 
                                           config.get("train_split", "train"), eval_split or config.get("eval_split"))
     split = data_lib.limit(split, None if dataset else config.get("eval_examples"))
     model = keras.saving.load_model(run.join(FINAL_MODEL))
+    _logits(model)  # the loss takes logits; model.keras returns probabilities
     model.compile(loss=loss, metrics=make_metrics(config.get("loss") or "softmax"))
     crop_fraction, preprocessing = saved_eval_transform(results)
     ds = data_lib.make_eval_dataset(split, info, eval_size or results["eval_size"], batch_size,
                                     crop_fraction=crop_fraction, preprocessing=preprocessing)
     with _end_of_data_is_expected():
         return model.evaluate(ds, return_dict=True, verbose=0)
+
+
+def _logits(model: keras.Model) -> None:
+    """Make a saved model's classifier return logits again (runs saved before it returned probabilities already
+    do)."""
+    classifier = model.get_layer("predictions")
+    if getattr(classifier.activation, "__name__", "linear") != "linear":
+        classifier.activation = keras.activations.linear
 
 
 def _weights_normalization(variant, weights: str) -> str:
