@@ -74,7 +74,7 @@ def _default_class_names(classes: int) -> list[str]:
     return [str(i) for i in range(classes)]
 
 
-def _is_variant(name: str) -> bool:
+def is_variant(name: str) -> bool:
     from efficientnet_keras.models import get_variant
 
     try:
@@ -113,7 +113,11 @@ def load_servable(model: str | keras.Model, weights: str | None = "default", ima
         if not tf.io.gfile.exists(model):
             raise ValueError(f"Model file not found: {model}")
         net = _load_keras(model)
-    elif isinstance(model, str) and _is_variant(model):
+        beside = f"{os.path.dirname(model) or '.'}/results.json"  # a run's model.keras: the run's size and classes
+        if os.path.basename(model) == TRAINED_MODEL_FILE and tf.io.gfile.exists(beside):
+            with tf.io.gfile.GFile(beside) as f:
+                run = json.load(f)
+    elif isinstance(model, str) and is_variant(model):
         net = create_model(model, weights=weights)
         variant = get_variant(model)
         run = {"eval_size": variant.resolution, "preprocessing": dataclasses.asdict(variant.preprocessing)}

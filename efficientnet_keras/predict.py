@@ -17,7 +17,9 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "EfficientNetLite0", "Variant to use, e.g. EfficientNetLite0 or EfficientNetV2S.")
+flags.DEFINE_string("model", "EfficientNetLite0", "A variant (EfficientNetLite0, EfficientNetV2S, ...: ImageNet "
+                    "classes), a training run folder or its .keras file (the run's classes and evaluation "
+                    "transform), or an exported SavedModel folder.")
 flags.DEFINE_list("images", [], "Image files (JPEG/PNG/BMP/GIF). Default: the shipped cat and espresso photos.")
 flags.DEFINE_string("weights", "default", '"default" (the constructor\'s: "imagenet", or a CoAtNet\'s timm weights), '
                     'a weight set ("imagenet", "imagenet21k-ft1k", "imagenet21k", "noisy-student", "advprop"), '
@@ -68,21 +70,75 @@ def classify(model, images: dict[str, np.ndarray], top: int, crop_fraction: floa
     return dict(zip(images, decode_predictions(probs, top=top)))
 
 
+def classify_servable(servable, images: dict[str, np.ndarray], top: int) -> dict[str, list[tuple[str, float]]]:
+    """``{name: [(class name, probability), ...]}`` of a trained model (``export.load_servable``: a run folder or
+    a .keras file), through the run's own evaluation transform and with its class names."""
+    from efficientnet_keras.transforms import eval_transform
+
+    batch = np.stack([eval_transform(img, servable.image_size, servable.preprocessing, servable.crop_fraction).numpy()
+                      for img in images.values()])
+    outputs = servable.model.predict(batch, verbose=0)
+    if not servable.outputs_probabilities:  # runs saved before model.keras returned probabilities
+        outputs = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+        outputs /= outputs.sum(axis=1, keepdims=True)
+    top = min(top, outputs.shape[1])
+    return {name: [(servable.class_names[i], float(row[i])) for i in np.argsort(-row)[:top]]
+            for name, row in zip(images, outputs, strict=True)}
+
+
+def classify_saved_model(path: str, encoded: dict[str, bytes], top: int) -> dict[str, list[tuple[str, float]]]:
+    """``{name: [(class name, probability), ...]}`` from an exported SavedModel's ``serving_default`` (image bytes
+    in, its top-k classes out), as a TF Serving client would get them; at most ``top`` (and the export's k)."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    out = serve(image_bytes=tf.constant(list(encoded.values())))
+    names, probs = out["class_names"].numpy(), out["probabilities"].numpy()
+    return {name: [(n.decode(), float(p)) for n, p in zip(names[i], probs[i], strict=True)][:top]
+            for i, name in enumerate(encoded)}
+
+
+def _is_trained_model(path: str) -> bool:
+    import tensorflow as tf
+
+    return path.endswith(".keras") or os.path.isdir(path) or ("://" in path and tf.io.gfile.isdir(path))
+
+
+def _is_saved_model(path: str) -> bool:
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
+def _print(results: dict) -> None:
+    for name, predictions in results.items():
+        print(f"{name}:")
+        for rank, prediction in enumerate(predictions, 1):
+            *wnid, label, prob = prediction
+            print(f"  {rank}. {label:<24} {prob:7.2%}" + (f"  ({wnid[0]})" if wnid else ""))
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from efficientnet_keras import create_model, get_variant
+    from efficientnet_keras import create_model, export, get_variant
 
     images = {p: load_image(p) for p in FLAGS.images} if FLAGS.images else sample_images()
     try:
+        if _is_saved_model(FLAGS.model):
+            import tensorflow as tf
+
+            encoded = {name: (open(name, "rb").read() if FLAGS.images else tf.io.encode_png(img).numpy())
+                       for name, img in images.items()}
+            _print(classify_saved_model(FLAGS.model, encoded, FLAGS.top))
+            return
+        if _is_trained_model(FLAGS.model):  # a training run or a .keras file: its classes and transform
+            _print(classify_servable(export.load_servable(FLAGS.model, image_size=None,
+                                                          crop_fraction=FLAGS.crop_fraction), images, FLAGS.top))
+            return
         model = create_model(FLAGS.model, weights=FLAGS.weights)
     except ValueError as e:  # bad model name, missing weights: the message says what to do
         raise SystemExit(f"error: {e}") from None
     preprocessing = get_variant(FLAGS.model).preprocessing
-    for name, predictions in classify(model, images, FLAGS.top, FLAGS.crop_fraction, preprocessing).items():
-        print(f"{name}:")
-        for rank, (wnid, label, prob) in enumerate(predictions, 1):
-            print(f"  {rank}. {label:<24} {prob:7.2%}  ({wnid})")
+    _print(classify(model, images, FLAGS.top, FLAGS.crop_fraction, preprocessing))
 
 
 def run() -> None:

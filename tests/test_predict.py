@@ -1,13 +1,13 @@
-"""The README's main command: classify the sample photos with pretrained EfficientNet-Lite0, offline."""
+"""The README's predict command: the sample photos with pretrained EfficientNet-Lite0, offline; a trained run, its
+.keras file and its exported SavedModel, each with the run's classes."""
 
 import os
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
-
-pytest.importorskip("torch")
-pytest.importorskip("skimage")
 
 
 def _run(*args):
@@ -18,6 +18,7 @@ def _run(*args):
 
 @pytest.mark.slow
 def test_main_command_classifies_the_sample_photos():
+    pytest.importorskip("torch")  # Lite0's pretrained weights come as a PyTorch file
     result = _run()
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout.split("coffee (espresso):")
@@ -53,3 +54,27 @@ def test_main_command_bad_input(args, message):
     result = _run(*args)
     assert result.returncode != 0
     assert message in result.stderr + result.stdout
+
+
+def test_the_readme_chain_train_eval_export_then_predict_a_file(tmp_path):
+    """Each step reads only what the previous one wrote: train a run, evaluate it, export it, then predict a digit
+    image file with the run folder, its model.keras and the exported SavedModel; each answer is a class of the run."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from efficientnet_keras import export
+    from efficientnet_keras.train import TrainConfig, evaluate, train
+
+    run = str(tmp_path / "runs" / "digits")
+    train(TrainConfig(dataset="digits", model="EfficientNetV2B0", blocks="r1_k3_s1_e1_i16_o16_c1,r2_k3_s2_e4_i16_o24_c1",
+                      model_dir=run, epochs=1, progressive=False, image_size_max=32, batch_size=32,
+                      train_examples=128, eval_examples=32, optimizer="adamw", verbose=0))
+    assert 0 <= evaluate(run)["accuracy"] <= 1
+    saved_model = export.export_saved_model(export.load_servable(run), str(tmp_path / "exports" / "digits"))
+    digit = load_digits().images[0]  # a 0, 8x8 in 17 grey levels: as the run trained on them
+    image = str(tmp_path / "digit.png")
+    Image.fromarray(np.round(digit * 255 / 16).astype(np.uint8)).save(image)
+    for model in (run, os.path.join(run, "model.keras"), saved_model):
+        result = _run(f"--model={model}", f"--images={image}", "--top=3")
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert len(re.findall(r"^  \d\. [0-9] +\d+\.\d\d%$", result.stdout, re.M)) == 3, result.stdout
