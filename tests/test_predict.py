@@ -67,8 +67,9 @@ def test_the_readme_chain_train_eval_export_then_predict_a_file(tmp_path):
 
     run = str(tmp_path / "runs" / "digits")
     train(TrainConfig(dataset="digits", model="EfficientNetV2B0", model_dir=run,
-                      blocks="r1_k3_s1_e1_i16_o16_c1,r2_k3_s2_e4_i16_o24_c1", epochs=1, progressive=False, image_size_max=32, batch_size=32,
-                      train_examples=128, eval_examples=32, optimizer="adamw", verbose=0))
+                      blocks="r1_k3_s1_e1_i16_o16_c1,r2_k3_s2_e4_i16_o24_c1", epochs=1, progressive=False,
+                      image_size_max=32, batch_size=32, train_examples=128, eval_examples=32, optimizer="adamw",
+                      verbose=0))
     assert 0 <= evaluate(run)["accuracy"] <= 1
     saved_model = export.export_saved_model(export.load_servable(run), str(tmp_path / "exports" / "digits"))
     digit = load_digits().images[0]  # a 0, 8x8 in 17 grey levels: as the run trained on them
