@@ -601,3 +601,19 @@ def test_a_trained_model_keras_returns_probabilities_as_the_zoo_model_does(tmp_p
     again = evaluate(run)
     assert again["loss"] == pytest.approx(result["eval"]["loss"], rel=1e-4)
     assert again["accuracy"] == pytest.approx(result["eval"]["accuracy"])
+
+
+def test_the_training_log_has_a_header_stage_lines_metric_only_epoch_lines_and_a_summary(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    train(TrainConfig(**{**TINY_CONFIG, "verbose": 2, "eval_examples": 20}, model_dir=run))
+    out = capsys.readouterr().out
+    assert out.index("Training EfficientNetV2B0 with custom blocks (weights: none, from scratch; recipe: imagenet) "
+                     "on digits: 48 training images, 20 evaluation images, 10 classes.") == 0
+    assert "  stage 1/2: epochs 1-1, 36 px" in out and "  stage 2/2: epochs 2-2, 40 px" in out
+    assert f"Run folder: {run}" in out
+    assert out.count("Progressive learning: stage ") == 2  # a line when each stage begins
+    epoch_lines = [line for line in out.splitlines() if " - loss: " in line]
+    assert len(epoch_lines) == 2 and not any("image_size" in line or "stage:" in line for line in epoch_lines)
+    assert re.search(r"Final evaluation .* on 20 evaluation images of digits at 40 px: accuracy 0\.\d{4}, loss "
+                     rf"\d+\.\d{{4}}\. Trained in \d+\.\d min; saved {re.escape(run)}/model\.keras\.", out)
+    assert "image_size" in _history(run)[0]  # the CSV keeps every column

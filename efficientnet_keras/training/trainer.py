@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import itertools
 import math
+import time
 import warnings
 from typing import Any
 
@@ -28,6 +29,7 @@ from efficientnet_keras.training.optimizers import (SCHEDULES, AdamWEMA, RMSprop
                                                    WarmupExponentialDecay)
 from efficientnet_keras.training.progressive import PROGRESSIONS
 from efficientnet_keras.training import freeze as freeze_lib
+from efficientnet_keras.training import report
 from efficientnet_keras.training.losses import LOSSES, OUTPUT_ACTIVATION, make_loss, make_metrics
 from efficientnet_keras.training.recipes import RECIPES, default_warmup, official_train_size
 from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, RUN_FILE, Backup, HistoryCSV, RunDir
@@ -559,7 +561,8 @@ def _fit(c: TrainConfig, model, plan: _Plan, train_for_segment, eval_ds, callbac
     history: dict[str, list] = {}
     for first_epoch, end_epoch, _, steps, _ in plan.segments:
         # Our own CallbackList, so that progress bars count epochs of the whole run and know each epoch's steps.
-        callback_list = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=c.verbose != 0,
+        progbar = [report.EpochProgbar()] if c.verbose else []  # epoch lines with metrics only
+        callback_list = keras.callbacks.CallbackList(callbacks + progbar, add_history=True, add_progbar=False,
                                                      verbose=c.verbose, epochs=c.epochs, steps=steps, model=model)
         with _end_of_data_is_expected():
             model.fit(train_for_segment(steps), initial_epoch=first_epoch, epochs=end_epoch,
@@ -619,6 +622,15 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     c = _cover_min_examples(c, _num_train(c, info))
     plan = _plan(c, variant, info, replicas)
     chief = _claim_model_dir(c, strategy, info.num_classes)
+    started, num_eval = time.perf_counter(), min(info.num_eval, c.eval_examples or info.num_eval)
+    if c.verbose and chief:
+        from efficientnet_keras.training.progressive import stage_for_epoch
+
+        def epochs_of_stage(i):  # 1-based, inclusive
+            epochs = [e + 1 for e in range(c.epochs) if stage_for_epoch(e, c.epochs, len(plan.stages)) == i]
+            return epochs[0], epochs[-1]
+
+        print(report.header(c, info, plan, num_eval, epochs_of_stage), flush=True)
     with _dtype_policy(distribute.resolve_mixed_precision(c.mixed_precision, kind)):
         keras.utils.set_random_seed(c.seed)
         if c.deterministic and keras.backend.backend() == "tensorflow":
@@ -651,7 +663,11 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
             _compile(c, model, plan, kind, _freeze(c, model))
         callback_list = _callbacks(c, plan, state, skipped, chief, callbacks)
         history = _fit(c, model, plan, train_for_segment, eval_ds, callback_list)
-        return _finish(c, model, plan, info, eval_ds, history, chief, replicas)
+        result = _finish(c, model, plan, info, eval_ds, history, chief, replicas)
+        if c.verbose and chief:
+            print(report.summary(result["eval"], info, num_eval, plan.eval_size, time.perf_counter() - started,
+                                 result["model_path"]), flush=True)
+        return result
 
 
 @contextlib.contextmanager
