@@ -125,3 +125,30 @@ def test_timm_name_resolves_from_the_hugging_face_cache(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="timm/tf_efficientnet_lite0.ra_in1k is not in the Hugging Face cache and "
                                          "EFFICIENTNET_KERAS_OFFLINE is set"):
         ek.EfficientNetLite0(weights="timm:tf_efficientnet_lite0.ra_in1k")
+
+
+def test_offline_a_missing_timm_file_fails_without_touching_the_network(monkeypatch, tmp_path):
+    """EFFICIENTNET_KERAS_OFFLINE=1: one look in the cache, no download, and the message says where it looked and
+    what else to do; with the network allowed but absent, the message names the network, not the name."""
+    import huggingface_hub
+
+    calls = []
+
+    def no_network(repo, filename, local_files_only=False, **kwargs):
+        calls.append(local_files_only)
+        if local_files_only:
+            raise huggingface_hub.errors.LocalEntryNotFoundError("not cached")
+        raise ConnectionError("network unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    monkeypatch.setenv("EFFICIENTNET_KERAS_OFFLINE", "1")
+    with pytest.raises(ValueError, match=r"timm/coatnet_0_rw_224\.sw_in1k is not in the Hugging Face cache and "
+                                         r"EFFICIENTNET_KERAS_OFFLINE is set, so no download was tried \(cache: .*\)\. "
+                                         r"Use weights=None for random weights"):
+        ek.CoAtNet0RW()
+    assert calls == [True]
+    monkeypatch.setenv("EFFICIENTNET_KERAS_OFFLINE", "0")
+    with pytest.raises(ValueError, match=r"timm/coatnet_0_rw_224\.sw_in1k could not be downloaded \(ConnectionError\) "
+                                         r"and is not in the Hugging Face cache .* EFFICIENTNET_KERAS_OFFLINE=1 fails at"):
+        ek.CoAtNet0RW()
+    assert calls == [True, True, False]

@@ -75,19 +75,26 @@ def _hub_file(name: str) -> str:
     except ImportError:
         raise ValueError(f'weights="timm:{name}" needs huggingface_hub to find timm\'s file (pip install '
                          "huggingface_hub), or pass timm:<path to a .safetensors or .pth state dict>.") from None
+    from huggingface_hub import constants, errors
+
     offline = os.environ.get("EFFICIENTNET_KERAS_OFFLINE", "") not in ("", "0")
+    alternatives = (f"weights=None for random weights, timm:<path to a .safetensors or .pth file>, or download it where "
+                    f"there is a network: huggingface-cli download timm/{name} model.safetensors")
     try:
         return hf_hub_download(f"timm/{name}", "model.safetensors", local_files_only=True)
     except Exception:  # not in the cache
         if offline:
-            raise ValueError(f"timm/{name} is not in the Hugging Face cache and EFFICIENTNET_KERAS_OFFLINE is set: "
-                             f"run huggingface-cli download timm/{name} model.safetensors where there is a network, "
-                             "or pass timm:<path>.") from None
+            raise ValueError(f"timm/{name} is not in the Hugging Face cache and EFFICIENTNET_KERAS_OFFLINE is set, so "
+                             f"no download was tried (cache: {constants.HF_HUB_CACHE}). Use {alternatives}.") from None
     try:
         return hf_hub_download(f"timm/{name}", "model.safetensors")
-    except Exception as e:
-        raise ValueError(f"Could not fetch timm/{name} from the Hugging Face Hub ({type(e).__name__}: {e}). Check the "
-                         "name (e.g. tf_efficientnetv2_s.in21k_ft_in1k), or pass timm:<path>.") from None
+    except (errors.RepositoryNotFoundError, errors.RemoteEntryNotFoundError, errors.RevisionNotFoundError) as e:
+        raise ValueError(f"The Hugging Face Hub has no timm/{name} with a model.safetensors ({type(e).__name__}): "
+                         "check the name (e.g. tf_efficientnetv2_s.in21k_ft_in1k), or pass timm:<path>.") from None
+    except Exception as e:  # no network, a proxy, a timeout: the name may well be right
+        raise ValueError(f"timm/{name} could not be downloaded ({type(e).__name__}) and is not in the Hugging Face "
+                         f"cache ({constants.HF_HUB_CACHE}). Use {alternatives}; EFFICIENTNET_KERAS_OFFLINE=1 fails at "
+                         "once instead of retrying the network.") from None
 
 
 def resolve_timm(name: str, variant) -> tuple[dict[str, np.ndarray], str]:
