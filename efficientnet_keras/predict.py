@@ -43,11 +43,11 @@ def load_image(path: str) -> np.ndarray:
     import tensorflow as tf
 
     if not os.path.isfile(path):
-        raise SystemExit(f"Image file not found: {path}")
+        raise SystemExit(f"error: image file not found: {path}")
     try:
         return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).numpy()
     except tf.errors.InvalidArgumentError as e:
-        raise SystemExit(f"{path} is not a JPEG/PNG/BMP/GIF image: {e.message}") from None
+        raise SystemExit(f"error: {path} is not a JPEG/PNG/BMP/GIF image: {e.message}") from None
 
 
 def center_crop_resize(image: np.ndarray, size: int, crop_fraction: float = DEFAULT_CROP_FRACTION) -> np.ndarray:

@@ -45,7 +45,7 @@ def test_main_command_on_an_image_file(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--images=/nonexistent.jpg"], "Image file not found: /nonexistent.jpg"),
+        (["--images=/nonexistent.jpg"], "error: image file not found: /nonexistent.jpg"),
         (["--model=EfficientNetB9"], "Unknown EfficientNet variant 'EfficientNetB9'"),
         (["--top=0"], "top"),
     ],
