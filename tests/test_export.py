@@ -237,9 +237,12 @@ def test_load_servable_sources_and_errors(tmp_path):
                                                       "class_names": ["x", "y", "z"]}))
     servable = export.load_servable(str(run_dir))
     assert (servable.image_size, servable.crop_fraction, servable.class_names) == (40, 0.9, ["x", "y", "z"])
-    assert export.load_servable(str(run_dir / "model.keras"), image_size=48).class_names == ["0", "1", "2"]
+    beside = export.load_servable(str(run_dir / "model.keras"))  # a run's model.keras: the run's record beside it
+    assert (beside.image_size, beside.crop_fraction, beside.class_names) == (40, 0.9, ["x", "y", "z"])
+    model.save(tmp_path / "tiny.keras")  # a .keras file on its own
+    assert export.load_servable(str(tmp_path / "tiny.keras"), image_size=48).class_names == ["0", "1", "2"]
     with pytest.raises(ValueError, match="takes images of any size; pass image_size"):
-        export.load_servable(str(run_dir / "model.keras"))
+        export.load_servable(str(tmp_path / "tiny.keras"))
     with pytest.raises(ValueError, match="Unknown model or checkpoint 'EfficientNetB9'"):
         export.load_servable("EfficientNetB9")
     with pytest.raises(ValueError, match="Model file not found"):
