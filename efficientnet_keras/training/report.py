@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import keras
 
+from efficientnet_keras.training.progressive import stage_for_epoch
+
 __all__ = ["SETTING_LOGS", "EpochProgbar", "header", "summary"]
 
 # Epoch-log columns that record settings, not metrics: kept in history.csv and TensorBoard, left out of the
@@ -33,7 +35,13 @@ def _augmentation(stage, augment: str) -> str:
     return {"autoaugment": "AutoAugment v0", "none": "no augmentation"}[augment]
 
 
-def header(c, info, plan, num_eval: int, epochs_of_stage) -> str:
+def _epochs_of_stage(c, plan, i: int) -> tuple[int, int]:
+    """First and last epoch (1-based) of stage ``i``."""
+    epochs = [e + 1 for e in range(c.epochs) if stage_for_epoch(e, c.epochs, len(plan.stages)) == i]
+    return epochs[0], epochs[-1]
+
+
+def header(c, info, plan, num_eval: int) -> str:
     """The lines printed before training: what is trained on what, the stages, where the run is written."""
     model = c.model + (" with custom blocks" if c.blocks else "")
     weights = c.weights or "none, from scratch"
@@ -41,7 +49,7 @@ def header(c, info, plan, num_eval: int, epochs_of_stage) -> str:
              f"{plan.num_train:,} training images, {num_eval:,} evaluation images, {info.num_classes} classes"
              + (" (multi-label)" if info.multi_label else "") + "."]
     for i, stage in enumerate(plan.stages):
-        first, last = epochs_of_stage(i)
+        first, last = _epochs_of_stage(c, plan, i)
         mixing = ", ".join(f"{name} {value:g}" for name, value in (("mixup", stage.mixup_alpha),
                                                                    ("CutMix", stage.cutmix_alpha)) if value)
         lines.append(f"  stage {i + 1}/{len(plan.stages)}: epochs {first}-{last}, {stage.image_size} px, "

@@ -212,6 +212,10 @@ def _check_config(c: TrainConfig) -> None:
                          f"{c.weight_decay}.")
     if c.blocks and c.weights:
         raise ValueError("A custom --blocks network has no pretrained weights; drop --weights.")
+    _check_freeze_and_rates(c, variant)
+
+
+def _check_freeze_and_rates(c: TrainConfig, variant) -> None:
     if c.freeze:  # stages as the builder names them: stem, then block<i> per block string
         blocks = len(c.blocks.split(",")) if c.blocks else len(variant.blocks)
         freeze_lib.check_name(c.freeze, ["stem"] + [f"block{i + 1}" for i in range(blocks)],
@@ -595,7 +599,7 @@ def inference_model(model: keras.Model, activation: str | None = "softmax") -> k
     return copy
 
 
-def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
+def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:  # the steps in order, ~65 lines
     """Run one training job; return the history, the final evaluation and the saved model's path.
 
     ``callbacks`` are added after the built-in ones (progressive learning, EMA swap, backup, logs).
@@ -624,13 +628,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     chief = _claim_model_dir(c, strategy, info.num_classes)
     started, num_eval = time.perf_counter(), min(info.num_eval, c.eval_examples or info.num_eval)
     if c.verbose and chief:
-        from efficientnet_keras.training.progressive import stage_for_epoch
-
-        def epochs_of_stage(i):  # 1-based, inclusive
-            epochs = [e + 1 for e in range(c.epochs) if stage_for_epoch(e, c.epochs, len(plan.stages)) == i]
-            return epochs[0], epochs[-1]
-
-        print(report.header(c, info, plan, num_eval, epochs_of_stage), flush=True)
+        print(report.header(c, info, plan, num_eval), flush=True)
     with _dtype_policy(distribute.resolve_mixed_precision(c.mixed_precision, kind)):
         keras.utils.set_random_seed(c.seed)
         if c.deterministic and keras.backend.backend() == "tensorflow":
