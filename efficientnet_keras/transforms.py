@@ -11,7 +11,7 @@ import dataclasses
 
 __all__ = ["DEFAULT_CROP_FRACTION", "IMAGE_EXTENSIONS", "Preprocessing", "OFFICIAL_V2", "LEGACY_V1", "TIMM_COATNET",
            "decode_rgb", "resize", "RESIZE_METHODS",
-           "to_rgb_float", "center_crop", "eval_transform", "saved_eval_transform"]
+           "to_rgb_float", "central_window", "center_crop", "eval_transform", "saved_eval_transform"]
 
 DEFAULT_CROP_FRACTION = 0.875  # 224 / 256, the official evaluation crop
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")  # what decode_rgb reads
@@ -119,6 +119,16 @@ def resize(image, size, method: str = "bilinear") -> "tf.Tensor":
     return tf.image.resize(tf.cast(image, tf.float32), tf.stack([size, size]), method=method)
 
 
+def central_window(height, width, crop_fraction, round_offset_up: bool = False) -> tuple:
+    """(top, left, side) of the central ``crop_fraction`` of the shorter side, truncated to whole pixels (at least
+    one), as the official crops compute it; ``round_offset_up``: offsets (h - side + 1) // 2 (the V1 code's)."""
+    import tensorflow as tf
+
+    side = tf.maximum(tf.cast(tf.cast(tf.minimum(height, width), tf.float32) * crop_fraction, tf.int32), 1)
+    up = 1 if round_offset_up else 0
+    return (height - side + up) // 2, (width - side + up) // 2, side
+
+
 def center_crop(image, size: int, crop_fraction: float | None = DEFAULT_CROP_FRACTION, method: str = "bicubic",
                 round_offset_up: bool = False) -> "tf.Tensor":
     """Central ``crop_fraction`` of the shorter side (truncated to whole pixels, as the official code), resized to
@@ -132,11 +142,8 @@ def center_crop(image, size: int, crop_fraction: float | None = DEFAULT_CROP_FRA
     image = to_rgb_float(decode_rgb(image) if image.dtype == tf.string else image)
     if crop_fraction is not None:
         shape = tf.shape(image)
-        h, w = shape[0], shape[1]
-        side = tf.cast(tf.cast(tf.minimum(h, w), tf.float32) * crop_fraction, tf.int32)
-        side = tf.maximum(side, 1)
-        up = 1 if round_offset_up else 0
-        image = tf.image.crop_to_bounding_box(image, (h - side + up) // 2, (w - side + up) // 2, side, side)
+        top, left, side = central_window(shape[0], shape[1], crop_fraction, round_offset_up)
+        image = tf.image.crop_to_bounding_box(image, top, left, side, side)
     image = resize(image, size, method)
     # The official V1 evaluation feeds resize_bicubic's over- and undershoots to the network; elsewhere (bilinear
     # cannot overshoot, timm's PIL bicubic clamps) the image is clipped to [0, 255].

@@ -34,8 +34,8 @@ import tensorflow as tf
 
 from efficientnet_keras.training import tfrecords
 from efficientnet_keras.training.randaugment import cutout
-from efficientnet_keras.transforms import (IMAGE_EXTENSIONS, LEGACY_V1, Preprocessing, decode_rgb, eval_transform,
-                                          resize, to_rgb_float)
+from efficientnet_keras.transforms import (IMAGE_EXTENSIONS, LEGACY_V1, Preprocessing, central_window, decode_rgb,
+                                          eval_transform, resize, to_rgb_float)
 
 __all__ = ["DatasetInfo", "Split", "Stage", "StageState", "SkippedImages", "load_source", "limit",
            "make_train_dataset", "make_eval_dataset", "EMBEDDED", "FASHION_MNIST_DIR", "IMAGE_EXTENSIONS"]
@@ -462,8 +462,9 @@ def _crop_window(shape, seed, area_range, preprocessing: Preprocessing, size=Non
     whole = tf.reduce_all(tf.equal(crop[:2], shape[:2]))
     fraction = (tf.constant(p.eval_crop, tf.float32) if p.eval_crop
                 else tf.cast(size, tf.float32) / tf.cast(size + p.eval_padding, tf.float32))
-    side = tf.cast(fraction * tf.cast(tf.minimum(shape[0], shape[1]), tf.float32), tf.int32)
-    centre_begin = tf.stack([(shape[0] - side + 1) // 2, (shape[1] - side + 1) // 2, 0])
+    # _decode_and_center_crop: offsets rounded up, whatever the evaluation of this dataset does
+    top, left, side = central_window(shape[0], shape[1], fraction, round_offset_up=True)
+    centre_begin = tf.stack([top, left, 0])
     centre = tf.stack([side, side, -1])
     return tf.where(whole, centre_begin, begin), tf.where(whole, centre, crop)
 
