@@ -18,7 +18,7 @@ from keras import ops
 
 from efficientnet_keras import _keras_private as private
 
-__all__ = ["WarmupExponentialDecay", "RMSpropEMA", "AdamWEMA", "SwapEMA", "Unfreeze", "L2_EXCLUDED", "SCHEDULES",
+__all__ = ["WarmupExponentialDecay", "RMSpropEMA", "AdamWEMA", "SwapEMA", "Unfreeze", "ours", "L2_EXCLUDED", "SCHEDULES",
            "batchnorm_statistics"]
 
 SCHEDULES = ("exponential", "constant", "cosine")  # utils.WarmupLearningRateSchedule's lr_decay_type
@@ -202,11 +202,10 @@ class _OfficialRecipe:
             return
         n = ops.cast(self.iterations, "float32") + 1.0  # Keras counts the step after this call
         decay = ops.minimum(self.ema_momentum, (1.0 + n) / (10.0 + n))
-        held = set(id(v) for v in private.optimizer_trainable_variables(self) if v.path in self._held)
         for variable, average in self.averaged_pairs():
             d = ops.cast(decay, average.dtype)
             update = d * average + (1 - d) * ops.cast(variable, average.dtype)
-            if id(variable) in held:  # a held variable's average stays its (unchanged) value, bit for bit
+            if variable.path in self._held:  # a held variable's average stays its (unchanged) value, bit for bit
                 update = ops.where(self.held_scale > 0, update, average)
             average.assign(update)
 
@@ -261,6 +260,11 @@ class AdamWEMA(_OfficialRecipe, keras.optimizers.AdamW):
     """Keras AdamW (decoupled weight decay) with the official EMA (and optional L2)."""
 
 
+def ours(optimizer):
+    """Our optimizer, also when Keras wrapped it (LossScaleOptimizer under float16)."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
 class Unfreeze(keras.callbacks.Callback):
     """The two-phase fine-tuning schedule of Keras' transfer-learning guide on an optimizer with held variables:
     before ``epoch`` the held variables do not move and the others train at the full rate; from ``epoch`` on
@@ -272,8 +276,7 @@ class Unfreeze(keras.callbacks.Callback):
         self.epoch, self.lr_scale, self.verbose = epoch, lr_scale, verbose
 
     def on_epoch_begin(self, epoch, logs=None):
-        optimizer = self.model.optimizer
-        optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+        optimizer = ours(self.model.optimizer)
         after = epoch >= self.epoch
         optimizer.held_scale.assign(self.lr_scale if after else 0.0)
         optimizer.free_scale.assign(self.lr_scale if after else 1.0)
@@ -287,8 +290,7 @@ class SwapEMA(keras.callbacks.Callback):
     continues on the raw ones (Keras' SwapEMAWeights swaps only the trainable weights)."""
 
     def _swap(self):
-        optimizer = self.model.optimizer
-        getattr(optimizer, "inner_optimizer", optimizer).swap_averages()  # float16 wraps it in LossScaleOptimizer
+        ours(self.model.optimizer).swap_averages()
 
     def on_test_begin(self, logs=None):
         self._swap()

@@ -174,8 +174,6 @@ def _variant_values(c, values: dict) -> dict:
         values["augment"] = official_augment(c.model)
     if values.get("progressive") == "official":
         values["progressive"] = not (c.model in V1_VARIANTS or c.model in LITE_VARIANTS)
-    if "stochastic_depth" in values and values["stochastic_depth"] is None:
-        values["stochastic_depth"] = get_variant(c.model).drop_connect
     return values
 
 
@@ -193,8 +191,7 @@ def resolve(config):
     recipe = config.recipe or default_recipe(config.model)
     check_recipe(recipe, config.model)
     preset = {**GENERIC, **RECIPES[recipe]}
-    if recipe == "coatnet":
-        # Table 8's stochastic depth per model is the variant's drop_connect (trainer: stochastic_depth=None).
-        preset["stochastic_depth"] = None
+    if recipe == "coatnet":  # Table 8's stochastic depth per model is the variant table's drop_connect
+        preset["stochastic_depth"] = get_variant(config.model).drop_connect
     values = {k: v for k, v in preset.items() if getattr(config, k) is None}
     return dataclasses.replace(config, recipe=recipe, **_variant_values(config, values))

@@ -25,7 +25,7 @@ import keras
 
 from efficientnet_keras import _keras_private as private
 from efficientnet_keras.models import VARIANTS
-from efficientnet_keras.training.optimizers import (SCHEDULES, AdamWEMA, RMSpropEMA, SwapEMA, Unfreeze,
+from efficientnet_keras.training.optimizers import (SCHEDULES, AdamWEMA, RMSpropEMA, SwapEMA, Unfreeze, ours,
                                                    WarmupExponentialDecay)
 from efficientnet_keras.training.progressive import PROGRESSIONS
 from efficientnet_keras.training import freeze as freeze_lib
@@ -503,11 +503,6 @@ def _compile(c: TrainConfig, model, plan: _Plan, kind: str, held: list) -> None:
     optimizer.average_statistics(model)
 
 
-def _ours(optimizer):
-    """Our optimizer, also when Keras wrapped it (LossScaleOptimizer under float16)."""
-    return getattr(optimizer, "inner_optimizer", optimizer)
-
-
 class _SkippedImagesLog(keras.callbacks.Callback):
     """Adds the images skipped as undecodable in each epoch to its logs (CSV, TensorBoard) and says so."""
 
@@ -560,7 +555,7 @@ def _end_of_data_is_expected():
 def _fit(c: TrainConfig, model, plan: _Plan, train_for_segment, eval_ds, callbacks) -> dict[str, list]:
     """One fit() per batch size (one in all unless max_batch_scale > 1): Keras 3.15 keeps one step count for all
     epochs of a fit(). Epoch numbers, callbacks, logs and the backup run on across the calls as one run."""
-    optimizer = _ours(model.optimizer)
+    optimizer = ours(model.optimizer)
     optimizer.defer_finalize = True
     history: dict[str, list] = {}
     for first_epoch, end_epoch, _, steps, _ in plan.segments:
@@ -748,8 +743,8 @@ def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = 
 
 
 def _logits(model: keras.Model) -> None:
-    """Make a saved model's classifier return logits again (runs saved before it returned probabilities already
-    do)."""
+    """Make a saved model's classifier return logits again, for the loss (models saved by earlier versions
+    return logits already)."""
     classifier = model.get_layer("predictions")
     if getattr(classifier.activation, "__name__", "linear") != "linear":
         classifier.activation = keras.activations.linear
