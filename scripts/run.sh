@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on its embedded default: fine-tune the offline ImageNet-pretrained EfficientNet-Lite0 on real
-# handwritten digits (scikit-learn) with progressive learning (64 -> 96 px), evaluate, and save
+# handwritten digits (scikit-learn) with progressive learning (3 stages: 74, 85, 96 px), evaluate, and save
 # runs/digits/model.keras (about 3 minutes on 2 CPU cores, 96-97% test accuracy). Run again, it resumes the finished
 # run (re-evaluates; nothing is retrained). Extra flags go to the trainer, e.g. `bash scripts/run.sh --epochs=15`
 # (a changed setting is refused for an existing run: add --overwrite to start over).

@@ -9,6 +9,11 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$(id -u)" = 0 ] && command -
   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
     || echo "note: dataset-fashion-mnist not installed; its tests will be skipped"
 fi
-.venv/bin/python -m pytest -n 2 --dist loadgroup "$@"
+started=$SECONDS
+status=0
+.venv/bin/python -m pytest -n 2 --dist loadgroup "$@" || status=$?
+echo "Test suite (pytest): $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"
+[ "$status" = 0 ] || exit "$status"
 # The Bazel build of every target and its fast test targets (offline, Debian's bazel-bootstrap).
 bash scripts/bazel_test.sh
+echo "Test suite and Bazel targets: $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"

@@ -188,19 +188,48 @@ def photo_folder(tmp_path_factory):
     return root
 
 
-def test_image_folder_of_real_photos_skips_and_counts_corrupt_files(photo_folder):
+def test_image_folder_of_real_photos_skips_counts_and_names_corrupt_files(photo_folder):
     train, test, info = data.load_source(str(photo_folder))
     assert info.class_names == ("cat", "coffee") and (info.num_train, info.num_eval) == (14, 7)
+    broken = sorted(str(photo_folder / "train" / p) for p in ("cat/corrupt.jpg", "coffee/truncated.jpg"))
     for cache_limit_mb in (0, 1024):  # streamed from files, and cached encoded in memory
-        skipped, state = data.SkippedImages(), StageState()
-        ds = data.make_train_dataset(train, info, [Stage(64, 5, 0, 0.1)], state, batch_size=4, seed=2,
-                                     skipped=skipped, cache_limit_mb=cache_limit_mb)
-        batches = list(ds)
-        assert len(batches) == 3 and all(x.shape == (4, 64, 64, 3) and x.dtype == tf.float32 for x, _ in batches)
-        assert int(skipped.train.numpy()) == 2  # the corrupt and the truncated file; an epoch still completes
-        assert all(0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 255 for x, _ in batches)
+        for seed in (2, 3):  # other orders, other positions: the names stay the files'
+            skipped, state = data.SkippedImages(), StageState()
+            ds = data.make_train_dataset(train, info, [Stage(64, 5, 0, 0.1)], state, batch_size=7, seed=seed,
+                                         skipped=skipped, cache_limit_mb=cache_limit_mb)
+            batches = list(ds)
+            # 12 decodable images refilled to 14: the epoch keeps its 14 // 7 batches
+            assert len(batches) == 2 and all(x.shape == (7, 64, 64, 3) and x.dtype == tf.float32 for x, _ in batches)
+            assert int(skipped.train.numpy()) == 2  # the corrupt and the truncated file, counted once each
+            assert sorted(skipped.names("train", 0)) == broken
+            assert all(0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 255 for x, _ in batches)
     evaluated = list(data.make_eval_dataset(test, info, 48, batch_size=4, skipped=skipped))
     assert sum(len(x) for x, _ in evaluated) == 6 and int(skipped.eval.numpy()) == 1
+    assert skipped.names("eval", 0) == [str(photo_folder / "test" / "cat" / "corrupt.png")]
+
+
+def test_an_epoch_that_skips_images_is_refilled_from_its_own_order(photo_folder):
+    """The refill repeats the epoch's first decodable images (their crops too): the same epoch twice is the same."""
+    train, _, info = data.load_source(str(photo_folder))
+
+    def epoch():
+        ds = data.make_train_dataset(train, info, [Stage(32, 0, 0, 0.1)], StageState(), batch_size=14, seed=5)
+        (images, _), = list(ds)  # 14 examples, 2 undecodable: one full batch
+        return images.numpy()
+
+    images = epoch()
+    assert np.array_equal(images, epoch())
+    assert np.array_equal(images[12:], images[:2])  # the two missing places hold the epoch's first two images
+
+
+def test_the_batch_check_counts_decodable_images_and_names_the_others(photo_folder):
+    train, _, _ = data.load_source(str(photo_folder))
+    data.check_batch_fits(train, 12)  # 12 of the 14 decode
+    with pytest.raises(ValueError) as raised:
+        data.check_batch_fits(train, 13)
+    message = str(raised.value)
+    assert message.startswith("batch_size=13 is larger than the 12 decodable training images (2 of 14 could not")
+    assert str(photo_folder / "train" / "cat" / "corrupt.jpg") in message and "lower --batch_size" in message
 
 
 def test_fused_jpeg_decode_and_crop_equals_decode_then_crop():
@@ -308,3 +337,16 @@ def test_minival_presets_hold_out_the_first_examples_of_train(tmp_path, monkeypa
                 for image, _ in split.records(None, None)}
 
     assert indices(train).isdisjoint(indices(minival)) and len(indices(train) | indices(minival)) == 64
+
+
+def test_low_resolution_datasets_adapt_the_official_photo_transform():
+    """Digits crop from their own area range, centred exactly, half-pixel resize, no whole-image fallback; a photo
+    dataset keeps the variant's transform untouched."""
+    _, _, digits = data.load_source("digits")
+    adapted = data.for_dataset(digits, data.LEGACY_V1)
+    assert adapted.train_area == (0.5, 1.0) and adapted.resize == "bicubic"
+    assert not adapted.center_crop_fallback and not adapted.round_offset_up
+    photos = data.DatasetInfo("photos", 2, 10, 4)
+    assert data.for_dataset(photos, data.LEGACY_V1) == data.LEGACY_V1
+    crop_fraction, evaluated = data.eval_settings(digits, data.LEGACY_V1)
+    assert crop_fraction == 0.875 and evaluated == adapted

@@ -1,6 +1,7 @@
 """The README's predict command: the sample photos with pretrained EfficientNet-Lite0, offline; a trained run, its
 .keras file and its exported SavedModel, each with the run's classes."""
 
+import json
 import os
 import re
 import subprocess
@@ -71,6 +72,13 @@ def test_the_readme_chain_train_eval_export_then_predict_a_file(tmp_path):
                       image_size_max=32, batch_size=32, train_examples=128, eval_examples=32, optimizer="adamw",
                       verbose=0))
     assert 0 <= evaluate(run)["accuracy"] <= 1
+    with open(os.path.join(run, "results.json")) as f:
+        recorded = json.load(f)["preprocessing"]
+    assert recorded["train_area"] == [0.5, 1.0]  # the digits' own crop area, which the pipeline applies
+    evaluated = subprocess.run([sys.executable, "-m", "efficientnet_keras.train", "--mode=eval", f"--model_dir={run}"],
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, capture_output=True,
+                               text=True, timeout=300)  # the README's eval command, no --batch_size
+    assert evaluated.returncode == 0 and "Evaluation: accuracy " in evaluated.stdout, evaluated.stderr[-2000:]
     saved_model = export.export_saved_model(export.load_servable(run), str(tmp_path / "exports" / "digits"))
     digit = load_digits().images[0]  # a 0, 8x8 in 17 grey levels: as the run trained on them
     image = str(tmp_path / "digit.png")

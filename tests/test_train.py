@@ -412,7 +412,7 @@ def test_tfds_imagenet2012_through_mock_data(tmp_path):
 
 
 @pytest.mark.slow
-def test_image_folder_of_real_photos_with_a_corrupt_file(tmp_path):
+def test_image_folder_of_real_photos_with_a_corrupt_file(tmp_path, capsys):
     from PIL import Image
 
     for split, count in (("train", 8), ("val", 3)):
@@ -424,9 +424,12 @@ def test_image_folder_of_real_photos_with_a_corrupt_file(tmp_path):
                 image.convert("L" if i % 3 == 2 else "RGB").save(folder / f"{i}.{'png' if i % 2 else 'jpg'}")
     (tmp_path / "photos" / "train" / "class0" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     result = train(TrainConfig(**{**TINY_CONFIG, "dataset": str(tmp_path / "photos"), "train_examples": None,
-                                  "eval_examples": None, "batch_size": 4, "model_dir": str(tmp_path / "run")}))
+                                  "eval_examples": None, "batch_size": 4, "model_dir": str(tmp_path / "run"),
+                                  "verbose": 1}))
     rows = _history(str(tmp_path / "run"))
     assert sum(float(r["skipped_train_images"]) for r in rows) == 2  # the broken file, once per epoch
+    broken = tmp_path / "photos" / "train" / "class0" / "broken.jpg"
+    assert capsys.readouterr().out.count(f"Warning: skipped {broken}: it could not be decoded") == 1  # named once
     assert result["class_names"] == ["class0", "class1"] and np.isfinite(result["eval"]["loss"])
 
 

@@ -22,7 +22,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from efficientnet_keras.training import randaugment as ra
-from efficientnet_keras.training.data import Stage
+from efficientnet_keras.training.stages import Stage
 
 __all__ = ["StageAugmenters", "POLICIES", "mixup", "cutmix_masks", "cutmix", "mix"]
 

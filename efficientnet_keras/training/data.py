@@ -13,7 +13,8 @@ official code reads ImageNet.
   size is at most ``cache_limit_mb`` (default 1 GiB); a larger split streams from storage every epoch.
 - Per host: under multi-worker and TPU strategies each input pipeline (``tf.distribute.InputContext``) reads its
   own share (shards of files, else of examples) and batches per replica.
-- Corrupt images are skipped and counted (``SkippedImages``), never a crash mid-epoch; the trainer logs the count.
+- Corrupt images are skipped, counted and, in image folders, named (``skipped.py``), never a crash mid-epoch; an
+  epoch that skipped images is filled back to its full length from its own order.
 - Evaluation can emit static batch shapes (TPU): the last batch is padded with examples of weight 0 and every
   host yields the same number of batches, so each real example counts exactly once.
 
@@ -33,7 +34,10 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet_keras.training import tfrecords
+from efficientnet_keras.training.augment import StageAugmenters
 from efficientnet_keras.training.randaugment import cutout
+from efficientnet_keras.training.skipped import SkippedImages, refill, skip_undecodable, undecodable_in
+from efficientnet_keras.training.stages import Stage, StageState
 from efficientnet_keras.transforms import (IMAGE_EXTENSIONS, LEGACY_V1, Preprocessing, central_window, decode_rgb,
                                           eval_transform, resize, to_rgb_float)
 
@@ -75,39 +79,6 @@ class Split:
     records: Callable | None = None
     num_bytes: int = 0
     take: int | None = None  # read only the first N examples in storage order (quick runs)
-
-
-@dataclasses.dataclass(frozen=True)
-class Stage:
-    """Settings of one progressive-learning stage (paper section 4, Algorithm 1)."""
-
-    image_size: int
-    randaug_magnitude: float
-    mixup_alpha: float
-    dropout: float
-    stochastic_depth: float = 0.2
-    cutmix_alpha: float = 0.0
-    batch_size: int | None = None  # global batch of this stage; None: the run's batch size
-
-
-class StageState:
-    """Variables the input pipeline reads when an epoch starts: the stage index and the epoch."""
-
-    def __init__(self):
-        self.stage = tf.Variable(0, dtype=tf.int64, trainable=False, name="progressive_stage")
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="progressive_epoch")
-
-    def set(self, stage: int, epoch: int) -> None:
-        self.stage.assign(stage)
-        self.epoch.assign(epoch)
-
-
-class SkippedImages:
-    """How many images failed to decode and were skipped, in training and in evaluation (since creation)."""
-
-    def __init__(self):
-        self.train = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_train_images")
-        self.eval = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_eval_images")
 
 
 # ---------------------------------------------------------------------------------------------- sources
@@ -372,10 +343,12 @@ def _in_storage_order(split: Split) -> tf.data.Dataset:
     return ds.take(split.take) if split.take else ds
 
 
-def _epoch_examples(split: Split, cached, epoch_seed, context, shuffle_buffer: int, deterministic: bool):
+def _epoch_examples(split: Split, cached, epoch_seed, context, shuffle_buffer: int, deterministic: bool,
+                    read: bool = True):
     """This host's examples of one epoch, (key, image or encoded bytes, label), in an order fixed by ``epoch_seed``.
     ``key`` seeds the example's random crop: its position in the epoch over all hosts where the order is a
-    permutation (so a multi-worker run crops as one device does), else its position on this host."""
+    permutation (so a multi-worker run crops as one device does), else its position on this host. ``read=False``:
+    files as their paths (the same order, to name a skipped file)."""
     pipelines = context.num_input_pipelines if context else 1
     index = context.input_pipeline_id if context else 0
     if cached is not None:  # the whole split in memory: a full shuffle
@@ -395,7 +368,8 @@ def _epoch_examples(split: Split, cached, epoch_seed, context, shuffle_buffer: i
         images, labels = (tf.constant(a) for a in split.arrays)
         return order.map(lambda key, j: (key, tf.gather(images, j), tf.gather(labels, j)))
     paths, labels = (tf.constant(a) for a in split.files)
-    return order.map(lambda key, j: (key, tf.io.read_file(tf.gather(paths, j)), tf.gather(labels, j)),
+    load = tf.io.read_file if read else tf.identity
+    return order.map(lambda key, j: (key, load(tf.gather(paths, j)), tf.gather(labels, j)),
                      num_parallel_calls=parallel)
 
 
@@ -417,31 +391,6 @@ def _shuffle_windows(ds, window: int, epoch_seed):
 def _sort_window(keys, examples):
     order = tf.argsort(keys)
     return tf.nest.map_structure(lambda t: tf.gather(t, order), examples)
-
-
-def _skip_corrupt(ds, decode, counter: tf.Variable, parallel):
-    """``decode(key, image, label)`` each ``(key, image, label)`` element, skipping those it fails on (a corrupt
-    image) and adding their number to ``counter``; yields what ``decode`` returns (ending with the label). Only
-    decoding runs under the skip, so a bug elsewhere still fails loudly. Elements carry their position, and the
-    gaps in the positions that come out are the skipped ones (the map keeps the order); a valid blank image with
-    label -1 closes the stream, so failures at its end are counted too. Written by hand because tf.data's
-    ``ignore_errors`` skips without counting."""
-    _, image_spec, label_spec = ds.element_spec
-    blank = (tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8)) if image_spec.dtype == tf.string
-             else tf.zeros([d or 1 for d in image_spec.shape], image_spec.dtype))
-    end_label = tf.fill([d or 1 for d in label_spec.shape], tf.constant(-1, label_spec.dtype))
-    ds = ds.concatenate(tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), blank, end_label)))
-    ordered = {"deterministic": True} if parallel else {}
-    ds = ds.enumerate().map(lambda i, example: (i, decode(*example)), num_parallel_calls=parallel,
-                            **ordered).ignore_errors()
-
-    def count(expected, element):
-        position, _ = element
-        counter.assign_add(position - expected)
-        return position + 1, element
-
-    ds = ds.scan(tf.constant(0, tf.int64), count).filter(lambda _, decoded: tf.reduce_min(decoded[-1]) >= 0)
-    return ds.map(lambda _, decoded: decoded)
 
 
 # ---------------------------------------------------------------------------------------------- transforms
@@ -567,8 +516,6 @@ def make_train_dataset(
     batch: the stage's mixup / CutMix. The batch is the stage's ``batch_size`` where set, else ``batch_size``
     (global; per replica under an ``input_context``). Where stages differ in batch, the batch dimension is left
     unknown so that one traced train step serves every stage."""
-    from efficientnet_keras.training.augment import StageAugmenters
-
     batches = [_per_replica(s.batch_size or batch_size, input_context) for s in stages]
     if min(batches) < 1:
         raise ValueError(f"batch sizes must be positive, got {batches}.")
@@ -580,10 +527,9 @@ def make_train_dataset(
     num_classes = info.num_classes
     cached = _cached(split, cache_limit_mb)
     host = input_context.input_pipeline_id if input_context else 0
-    if info.eval_crop_fraction is not None:  # a low-resolution dataset's own central crop, also for the fallback
-        preprocessing = dataclasses.replace(preprocessing, eval_crop=info.eval_crop_fraction)
+    preprocessing = for_dataset(info, preprocessing)
 
-    def epoch_pipeline(stage, epoch):
+    def epoch_pipeline(stage, epoch, skipped_before):
         size = sizes[tf.cast(stage, tf.int32)]
         epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
 
@@ -593,8 +539,7 @@ def make_train_dataset(
         def decode(key, image, label):
             if not random_crop:
                 return key, decode_whole(image), label
-            return key, decode_and_random_crop(image, element_seed(key), info.crop_area_range, preprocessing,
-                                               size), label
+            return key, decode_and_random_crop(image, element_seed(key), None, preprocessing, size), label
 
         def transform(key, crop, label):
             element = element_seed(key)
@@ -612,24 +557,77 @@ def make_train_dataset(
             batch_seed = fold(fold(tf.stack([tf.cast(seed, tf.int64) * 7919 + epoch, -1]), host), index)
             return augmenters.mix(stage, images, _target(labels, num_classes), batch_seed)
 
-        ds = _epoch_examples(split, cached, epoch_seed, input_context, shuffle_buffer, deterministic)
-        ds = _skip_corrupt(ds, decode, skipped.train, parallel).map(transform, num_parallel_calls=parallel)
+        def examples():
+            return _epoch_examples(split, cached, epoch_seed, input_context, shuffle_buffer, deterministic)
+
+        ds = skip_undecodable(examples(), decode, skipped.train, parallel, skipped.positions["train"])
+        ds = ds.concatenate(refill(examples, decode, skipped, skipped_before, parallel))
+        ds = ds.map(transform, num_parallel_calls=parallel)
         batch = batches[0] if len(set(batches)) == 1 else stage_batches[tf.cast(stage, tf.int32)]
         return ds.batch(batch, drop_remainder=True).enumerate().map(mix, num_parallel_calls=parallel)
 
-    ds = tf.data.Dataset.range(1).map(lambda _: (state.stage.read_value(), state.epoch.read_value()))
+    ds = tf.data.Dataset.range(1).map(lambda _: (state.stage.read_value(), state.epoch.read_value(),
+                                                 skipped.train.read_value()))
     ds = ds.flat_map(epoch_pipeline).prefetch(tf.data.AUTOTUNE)
+    if split.files is not None:
+        skipped.namers["train"] = lambda epoch, positions: _train_names(
+            split, cached is not None, (seed, epoch), input_context, shuffle_buffer, positions)
     return ds.with_options(_options(deterministic))
+
+
+def _train_names(split: Split, was_cached: bool, epoch_seed, context, shuffle_buffer: int, positions) -> list[str]:
+    """Paths at ``positions`` of an epoch's order (the files split's own, with paths in place of bytes)."""
+    paths = tf.data.Dataset.from_tensor_slices(split.files) if was_cached else None
+    ds = _epoch_examples(split, paths, tf.constant(epoch_seed, tf.int64), context, shuffle_buffer, True, read=False)
+    wanted = tf.constant(positions, tf.int64)
+    ds = ds.enumerate().filter(lambda i, _: tf.reduce_any(tf.equal(i, wanted))).map(lambda _, example: example[1])
+    return [path.decode() for path in ds.as_numpy_iterator()]
+
+
+def _storage_names(split: Split, context, positions) -> list[str]:
+    """Paths at ``positions`` of this host's share of a files split in storage order."""
+    pipelines, index = (context.num_input_pipelines, context.input_pipeline_id) if context else (1, 0)
+    return [str(split.files[0][index + int(p) * pipelines]) for p in positions]
+
+
+def check_batch_fits(split: Split, batch_size: int) -> None:
+    """Refuse a batch larger than the decodable images of a small image folder (under two batches: where a skip
+    can leave less than one batch); its undecodable files are named. Larger splits are not read here: an epoch
+    that skips images is refilled from its own order."""
+    if split.files is None or split.num_examples >= 2 * batch_size:
+        return
+    bad = undecodable_in(_keyed(_in_storage_order(split)), lambda key, image, label: (tf.shape(decode_whole(image)),
+                                                                                      label))
+    if split.num_examples - len(bad) < batch_size:
+        names = ", ".join(_storage_names(split, None, bad))
+        raise ValueError(f"batch_size={batch_size} is larger than the {split.num_examples - len(bad)} decodable "
+                         f"training images ({len(bad)} of {split.num_examples} could not be decoded: {names}); "
+                         "lower --batch_size, or replace those files.")
+
+
+def for_dataset(info: DatasetInfo, preprocessing: Preprocessing) -> Preprocessing:
+    """The variant's transform, adapted where the dataset is low-resolution (digits, Fashion-MNIST): its own crop
+    area range (``crop_area_range``) and, with its own ``eval_crop_fraction``, crops centred exactly, resized with
+    half-pixel centres, a sampled box kept as sampled. The official V1 transform is made for photos: its one-pixel
+    offset rounding shifts an 8-px digit by 1/8 of its size (measured: 78% -> 33%), TF1's resize without half-pixel
+    centres by up to half a source pixel, and its centre-crop fallback replaces every box that is the whole image.
+    What this returns is what runs and what results.json records."""
+    if info.crop_area_range is not None:
+        preprocessing = dataclasses.replace(preprocessing, train_area=tuple(info.crop_area_range))
+    if info.eval_crop_fraction is None:
+        return preprocessing
+    resize = "bicubic" if preprocessing.resize == "bicubic_tf1" else preprocessing.resize
+    return dataclasses.replace(preprocessing, round_offset_up=False, resize=resize, center_crop_fallback=False)
 
 
 def eval_settings(info: DatasetInfo, preprocessing: Preprocessing, crop_fraction: float | None = None):
     """(crop fraction, preprocessing) of the evaluation transform: the variant's, unless ``crop_fraction`` is
-    given or the dataset has its own crop (low resolution), which is then centred exactly: V1's one-pixel offset
-    rounding costs nothing on a photo but shifts an 8-px digit by 1/8 of its size (measured: 78% -> 33%)."""
+    given or the dataset has its own crop (low resolution, ``for_dataset``)."""
     whole = preprocessing.eval_full_image_from == 0  # the fine-tuning transform evaluates the whole image
+    adapted = for_dataset(info, preprocessing)
     if crop_fraction is None and info.eval_crop_fraction is not None and not whole:
-        return info.eval_crop_fraction, dataclasses.replace(preprocessing, round_offset_up=False)
-    return crop_fraction, preprocessing
+        return info.eval_crop_fraction, adapted
+    return crop_fraction, dataclasses.replace(preprocessing, train_area=adapted.train_area)  # recorded as trained
 
 
 def make_eval_dataset(split: Split, info: DatasetInfo, image_size: int, batch_size: int,
@@ -654,7 +652,9 @@ def make_eval_dataset(split: Split, info: DatasetInfo, image_size: int, batch_si
         return decode_whole(image), label
 
     crop_fraction, preprocessing = eval_settings(info, preprocessing, crop_fraction)
-    ds = _skip_corrupt(_keyed(ds), decode, skipped.eval, tf.data.AUTOTUNE).map(
+    if split.files is not None:
+        skipped.namers["eval"] = lambda _, positions: _storage_names(split, input_context, positions)
+    ds = skip_undecodable(_keyed(ds), decode, skipped.eval, tf.data.AUTOTUNE, skipped.positions["eval"]).map(
         lambda image, label: (eval_transform(image, image_size, preprocessing, crop_fraction),
                               _target(label, num_classes)),
         num_parallel_calls=tf.data.AUTOTUNE)

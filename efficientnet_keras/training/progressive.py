@@ -28,7 +28,7 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from efficientnet_keras.training.data import Stage, StageState
+from efficientnet_keras.training.stages import Stage, StageState
 from efficientnet_keras.layers import reseed, set_regularization
 
 __all__ = ["ProgressiveConfig", "OFFICIAL", "PAPER", "PROGRESSIONS", "preset_for", "ProgressiveLearning",

@@ -294,18 +294,15 @@ def autoaugment(image, seed, policy=POLICY_V0) -> tf.Tensor:
     choice, draws = tf.random.stateless_uniform([1], seed=seed), tf.random.stateless_uniform(
         [max(map(len, policy)), 4], seed=tf.random.experimental.stateless_fold_in(seed, 1))
     size = tf.cast(tf.shape(x)[:2], tf.float32)
-
-    def sub_policy(ops):
-        def run():
-            y = x
-            for i, (name, prob, level) in enumerate(ops):
-                sign = tf.where(draws[i, 1] < 0.5, -1.0, 1.0)
-                center = tf.cast(tf.floor(draws[i, 2:] * size), tf.int32)
-                y = tf.cond(tf.floor(draws[i, 0] + prob) > 0,  # official: cast(floor(u + prob), bool)
-                            lambda y=y, n=name, v=level, s=sign, c=center: apply_op(y, n, v, s, c, AUTOAUGMENT_CONSTS),
-                            lambda y=y: y)
-            return tf.ensure_shape(y, [None, None, 3])
-        return run
-
     index = tf.minimum(tf.cast(choice[0] * len(policy), tf.int32), len(policy) - 1)
-    return tf.cast(tf.switch_case(index, [sub_policy(ops) for ops in policy]), tf.float32)
+    # One flat switch per op slot of the drawn sub-policy, its probability applied by selection: the same result
+    # as a cond per op inside a switch per sub-policy, which tf.data runs several times slower (nested functions).
+    for i in range(max(map(len, policy))):
+        sign = tf.where(draws[i, 1] < 0.5, -1.0, 1.0)
+        center = tf.cast(tf.floor(draws[i, 2:] * size), tf.int32)
+        branches = [(lambda y=x, op=ops[i]: apply_op(y, op[0], op[2], sign, center, AUTOAUGMENT_CONSTS))
+                    if i < len(ops) else (lambda y=x: y) for ops in policy]
+        prob = tf.gather(tf.constant([ops[i][1] if i < len(ops) else 0.0 for ops in policy]), index)
+        applied = tf.ensure_shape(tf.switch_case(index, branches), [None, None, 3])
+        x = tf.where(tf.floor(draws[i, 0] + prob) > 0, applied, x)  # official: cast(floor(u + prob), bool)
+    return tf.cast(x, tf.float32)

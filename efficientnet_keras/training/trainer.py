@@ -504,12 +504,18 @@ def _compile(c: TrainConfig, model, plan: _Plan, kind: str, held: list) -> None:
 
 
 class _SkippedImagesLog(keras.callbacks.Callback):
-    """Adds the images skipped as undecodable in each epoch to its logs (CSV, TensorBoard) and says so."""
+    """Adds the images skipped as undecodable in each epoch to its logs (CSV, TensorBoard) and says so: each file
+    by its path, once in the run; records (no names) by their count, when it first appears or changes."""
 
     def __init__(self, skipped, verbose: int):
         super().__init__()
         self.skipped, self.verbose = skipped, verbose
         self.seen = {"train": 0, "eval": 0}
+        self.named: set[str] = set()
+        self.told = {"train": 0, "eval": 0}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.skipped.reset_positions()
 
     def on_epoch_end(self, epoch, logs=None):
         for part in ("train", "eval"):
@@ -518,8 +524,20 @@ class _SkippedImagesLog(keras.callbacks.Callback):
             if logs is not None:
                 logs[f"skipped_{part}_images"] = float(new)
             if new and self.verbose:
-                print(f"\nWarning: epoch {epoch + 1} skipped {new} {part} image(s) that could not be decoded "
-                      "(corrupt or not JPEG/PNG/GIF/BMP).")
+                self._tell(part, epoch, new)
+
+    def _tell(self, part: str, epoch: int, count: int) -> None:
+        names = self.skipped.names(part, epoch)
+        if names is None:
+            if count != self.told[part]:
+                self.told[part] = count
+                print(f"\nWarning: epoch {epoch + 1} skipped {count} {part} image(s) that could not be decoded "
+                      f"(corrupt, or not JPEG/PNG/GIF/BMP); each epoch's count is logged as skipped_{part}_images.")
+            return
+        for name in sorted(set(names) - self.named):
+            print(f"\nWarning: skipped {name}: it could not be decoded (corrupt, or not JPEG/PNG/GIF/BMP). It is "
+                  f"left out of every epoch (logged as skipped_{part}_images); replace or delete it.")
+        self.named.update(names)
 
 
 def _callbacks(c: TrainConfig, plan: _Plan, state, skipped, chief: bool, extra) -> list:
@@ -620,6 +638,9 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     _check_labels(c, info)
     c = _cover_min_examples(c, _num_train(c, info))
     plan = _plan(c, variant, info, replicas)
+    train_split = data_lib.limit(train_split, c.train_examples)
+    eval_split = data_lib.limit(eval_split, c.eval_examples)
+    data_lib.check_batch_fits(train_split, max(s.batch_size or c.batch_size for s in plan.stages))
     chief = _claim_model_dir(c, strategy, info.num_classes)
     started, num_eval = time.perf_counter(), min(info.num_eval, c.eval_examples or info.num_eval)
     if c.verbose and chief:
@@ -631,8 +652,6 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
 
         state, skipped = data_lib.StageState(), data_lib.SkippedImages()
         augmenters = StageAugmenters(plan.stages, policy=c.augment)
-        train_split = data_lib.limit(train_split, c.train_examples)
-        eval_split = data_lib.limit(eval_split, c.eval_examples)
 
         def train_for_segment(steps):
             def make(context):
@@ -715,9 +734,10 @@ class _RestoreOnly(keras.callbacks.BackupAndRestore):
         pass
 
 
-def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = None, batch_size: int = 64,
+def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = None, batch_size: int | None = None,
              eval_size: int | None = None, eval_split: str | None = None) -> dict[str, float]:
-    """Evaluate a finished run's saved model on its dataset's evaluation split (central crop)."""
+    """Evaluate a finished run's saved model on its dataset's evaluation split (central crop); ``batch_size``
+    (images per evaluation step) defaults to 64."""
     from efficientnet_keras.training import data as data_lib
     from efficientnet_keras.transforms import saved_eval_transform
 
@@ -736,7 +756,7 @@ def evaluate(model_dir: str, dataset: str | None = None, data_dir: str | None = 
     _logits(model)  # the loss takes logits; model.keras returns probabilities
     model.compile(loss=loss, metrics=make_metrics(config.get("loss") or "softmax"))
     crop_fraction, preprocessing = saved_eval_transform(results)
-    ds = data_lib.make_eval_dataset(split, info, eval_size or results["eval_size"], batch_size,
+    ds = data_lib.make_eval_dataset(split, info, eval_size or results["eval_size"], batch_size or 64,
                                     crop_fraction=crop_fraction, preprocessing=preprocessing)
     with _end_of_data_is_expected():
         return model.evaluate(ds, return_dict=True, verbose=0)

@@ -102,9 +102,7 @@ def lukemelas_to_keras(model: keras.Model, state_dict: Mapping[str, np.ndarray],
     blocks = block_prefixes(model)
     depthwise = {p: next((n for n in layers if n in (f"{p}dwconv", f"{p}dwconv2")), f"{p}dwconv") for p in blocks}
     assigned: dict[str, dict[str, np.ndarray]] = {}
-    progress = keras.utils.Progbar(len(state_dict), unit_name="tensor")
     for key, array in state_dict.items():
-        progress.add(1)
         if key.endswith("num_batches_tracked"):
             continue
         m = re.match(r"^_blocks\.(\d+)\.(\w+)\.(\w+)$", key)

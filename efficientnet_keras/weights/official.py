@@ -71,9 +71,7 @@ def read_checkpoint(path: str) -> dict[str, np.ndarray]:
                          "download? Extract the archive again).") from None
     values = {}
     bases = sorted({n[: -len(EMA_SUFFIX)] if n.endswith(EMA_SUFFIX) else n for n in names})
-    progress = keras.utils.Progbar(len(bases), unit_name="variable")
     for name in bases:
-        progress.add(1)
         if _SKIPPED.search(name):
             continue
         shadow = name + EMA_SUFFIX
