@@ -1,6 +1,8 @@
 """keras.applications' own application tests (keras/src/applications/applications_test.py), re-pointed here.
 
-Same checks, every variant (V2-XL and Lite too) in channels_last, a subset per family in channels_first. The pretrained-inference test uses the
+Same checks: every variant (V2-XL and Lite too) in channels_last for variable input channels; the other checks,
+and channels_first, on the smallest and a larger member of each family (one builder serves every row; each
+variant's full network is compared with keras.applications or timm in test_models.py / test_timm_weights.py). The pretrained-inference test uses the
 variants whose weights work offline (Lite0-2) and a real cat photo instead of keras' downloaded elephant.
 """
 
@@ -30,12 +32,13 @@ CHANNELS_FIRST = {"EfficientNetB0", "EfficientNetB3", "EfficientNetV2B0", "Effic
                   "EfficientNetLite4"}
 
 
-def _cases():
+def _cases(every_variant: bool = False):
+    """Every variant in channels_last (``every_variant``), else the representatives; channels_first on those."""
     return [
         pytest.param(name, last_dim, fmt, id=f"{name}_{fmt}", marks=() if name in FAST else pytest.mark.slow)
         for fmt in FORMATS
         for name, last_dim in MODEL_LIST
-        if fmt == "channels_last" or name in CHANNELS_FIRST
+        if name in CHANNELS_FIRST or (every_variant and fmt == "channels_last")
     ]
 
 
@@ -43,7 +46,7 @@ def _app(name):
     return getattr(ek, name)
 
 
-@pytest.mark.parametrize("name, last_dim, fmt", _cases())
+@pytest.mark.parametrize("name, last_dim, fmt", _cases(every_variant=True))
 def test_application_notop_variable_input_channels(name, last_dim, fmt):
     keras.config.set_image_data_format(fmt)
     for channels in (1, 4):
@@ -79,7 +82,7 @@ def test_application_pooling(name, last_dim, fmt):
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n, _ in MODEL_LIST]
+    "name", [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n, _ in MODEL_LIST if n in CHANNELS_FIRST]
 )
 def test_application_classifier_activation(name):
     model = _app(name)(weights=None, include_top=True, classifier_activation="softmax")

@@ -13,7 +13,7 @@ from efficientnet_keras.training.trainer import TrainConfig, train
 TINY = "r1_k3_s1_e1_i16_o16_c1,r2_k3_s2_e4_i16_o24_c1,r2_k3_s2_e4_i24_o32_se0.25,r1_k3_s2_e4_i32_o48_se0.25"
 CONFIG = dict(dataset="digits", model="EfficientNetV2B0", blocks=TINY, train_examples=96, eval_examples=32,
               batch_size=32, epochs=2, progressive=False, image_size_max=32, optimizer="adamw",
-              learning_rate_per_256=0.05, ema_decay=0.9, randaug_max=0, verbose=0)
+              learning_rate_per_256=0.05, ema_decay=0.9, augment="none", verbose=0)
 
 
 class _Snapshot(keras.callbacks.Callback):
