@@ -169,7 +169,7 @@ def test_larger_batch_at_small_sizes(tmp_path):
     assert os.path.exists(result["model_path"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def one_device_run(tmp_path_factory):
     """The single-device reference run that each strategy must agree with."""
     model_dir = str(tmp_path_factory.mktemp("one"))
@@ -178,7 +178,7 @@ def one_device_run(tmp_path_factory):
     return model_dir
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mirrored_run(tmp_path_factory):
     two = str(tmp_path_factory.mktemp("two"))
     mirrored = _train(*QUICK, *AGREE, f"--model_dir={two}", "--strategy=mirrored", "--cpu_devices=2")
