@@ -138,6 +138,7 @@ def test_serving_images_signature_and_bad_top_k(lite0, lite0_export):
         export.export_saved_model(lite0, lite0_export + "_unused", top_k=1001)
 
 
+@pytest.mark.slow
 def test_served_in_a_fresh_process_like_tf_serving(lite0_export, encoded_photos, tmp_path):
     """A new process loads the export, gets a REST body and a gRPC PredictRequest through the default signature,
     answers a corrupt image with an error and keeps serving; ``saved_model_cli`` inspects and runs it."""

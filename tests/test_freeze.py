@@ -40,6 +40,7 @@ def _moved(before, model):
             for layer in model.layers if layer.weights}
 
 
+@pytest.mark.slow
 def test_frozen_stages_and_their_batchnorm_statistics_do_not_move_across_a_fit_and_a_resume(tmp_path):
     run = str(tmp_path / "run")
     first = _Snapshot(stop_after=1)
@@ -57,6 +58,7 @@ def test_frozen_stages_and_their_batchnorm_statistics_do_not_move_across_a_fit_a
     assert set(freeze_lib.frozen_layers(saved)) == frozen  # the saved model records what was frozen
 
 
+@pytest.mark.slow
 def test_backbone_freeze_trains_only_the_classifier(tmp_path):
     snapshot = _Snapshot()
     result = train(TrainConfig(**{**CONFIG, "epochs": 1}, freeze="backbone", model_dir=str(tmp_path / "run")),
@@ -91,6 +93,7 @@ class _EpochWeights(keras.callbacks.Callback):
         self.after.append({layer.name: [np.array(w) for w in layer.get_weights()] for layer in self.model.layers})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["adamw", "rmsprop"])
 def test_two_phase_schedule_holds_the_backbone_then_trains_everything_but_batchnorm(tmp_path, optimizer):
     """Keras' transfer-learning guide: the classifier first (backbone held still: weights, decoupled weight decay

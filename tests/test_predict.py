@@ -57,6 +57,7 @@ def test_main_command_bad_input(args, message):
     assert message in result.stderr + result.stdout
 
 
+@pytest.mark.slow
 def test_the_readme_chain_train_eval_export_then_predict_a_file(tmp_path):
     """Each step reads only what the previous one wrote: train a run, evaluate it, export it, then predict a digit
     image file with the run folder, its model.keras and the exported SavedModel; each answer is a class of the run."""

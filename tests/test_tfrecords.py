@@ -108,6 +108,7 @@ def test_a_label_beyond_the_layout_fails_loudly(tmp_path):
         _labels(train, 1)
 
 
+@pytest.mark.slow
 def test_imagenet21k_recipe_trains_on_multi_label_records_and_skips_a_corrupt_one(tmp_path):
     """The 21k path end to end: multi-hot labels through the pipeline (a corrupt image skipped and counted), the
     multi-label loss and accuracy, evaluation and the saved model."""

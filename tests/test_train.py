@@ -565,6 +565,7 @@ def test_unwritable_model_dir_is_refused_before_training(tmp_path):
         train(TrainConfig(**{**QUICK_CONFIG, "model_dir": str(blocker / "run")}))
 
 
+@pytest.mark.slow
 def test_finetune_recipe_trains_its_minimum_number_of_examples(tmp_path):
     """main.py trains max(min_steps, epochs x steps) steps: the fine-tuning recipe's minimum raises the epochs."""
     pytest.importorskip("torch")  # Lite0's pretrained weights come as a PyTorch file
@@ -586,6 +587,7 @@ def test_finetune_recipe_trains_its_minimum_number_of_examples(tmp_path):
     train(TrainConfig(**{**config.__dict__, "resume": True}))  # the raised count is this run's, not a change
 
 
+@pytest.mark.slow
 def test_a_trained_model_keras_returns_probabilities_as_the_zoo_model_does(tmp_path):
     """keras.applications' convention: softmax unless asked. The trained model.keras and the zoo model of the same
     variant both return probabilities; evaluation still computes its loss on logits."""
@@ -607,6 +609,7 @@ def test_a_trained_model_keras_returns_probabilities_as_the_zoo_model_does(tmp_p
     assert again["accuracy"] == pytest.approx(result["eval"]["accuracy"])
 
 
+@pytest.mark.slow
 def test_the_training_log_has_a_header_stage_lines_metric_only_epoch_lines_and_a_summary(tmp_path, capsys):
     run = str(tmp_path / "run")
     train(TrainConfig(**{**TINY_CONFIG, "verbose": 2, "eval_examples": 20}, model_dir=run))

@@ -45,6 +45,7 @@ def _hide_pypi(monkeypatch):
     monkeypatch.setattr(load_lib, "_installed_package_file", lambda source: None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [0, 1, 2])
 def test_lite_from_the_official_layout_agrees_with_pypi(keras_home, monkeypatch, n):
     archive = _official_archive(n, keras_home)
@@ -239,6 +240,7 @@ def test_readme_table_is_the_registrys():
     assert module.coatnet_table() in readme, "README's CoAtNet table is stale: run python tools/weights_table.py"
 
 
+@pytest.mark.slow
 def test_imagenet21k_archive_is_converted_with_its_head_and_checked_on_21k_classes(keras_home, monkeypatch):
     """The 21k path: V2-B0's archive with a 21,843-class head converts (the [-1, 1] model, the head mapped); being
     random it is refused by the check against ImageNet-21k's classes; with the check passed, it loads exactly."""
