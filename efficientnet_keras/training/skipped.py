@@ -3,7 +3,7 @@ an epoch.
 
 A corrupt file in a dataset of a million must not end a run, nor silently change its length: the pipeline skips
 it (``skip_undecodable``), counts it in ``SkippedImages``, records its position in the epoch so that the trainer
-can name the file once (``name_skipped``: image folders know their paths; TFRecords and tfds records have no
+can name the file once (``SkippedImages.names``: image folders know their paths; TFRecords and tfds records have no
 names), and fills the epoch back to its full number of examples with the first decodable images of the same
 epoch's order (``refill``), so every epoch keeps ``steps_per_epoch`` and stays a pure function of (seed, epoch).
 """
