@@ -501,6 +501,9 @@ def _compile(c: TrainConfig, model, plan: _Plan, kind: str, held: list) -> None:
     model.compile(optimizer=optimizer, loss=make_loss(c.loss, c.label_smoothing), metrics=make_metrics(c.loss),
                   jit_compile=distribute.resolve_jit_compile(c.jit_compile, kind))
     optimizer.average_statistics(model)
+    # Built now, not by Keras inside the first traced train step: variables created while tracing make
+    # tf.function trace the step a second time (half of a small run's start-up).
+    model.optimizer.build(model.trainable_variables)
 
 
 class _SkippedImagesLog(keras.callbacks.Callback):
