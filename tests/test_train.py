@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import real_photos
+from conftest import count_traces, real_photos
 from efficientnet_keras.train import TrainConfig, WarmupExponentialDecay, evaluate, train
 from efficientnet_keras.transforms import saved_eval_transform
 
@@ -58,7 +58,12 @@ class _StepLog(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
-        self.epochs = []
+        self.epochs, self.traces = [], None
+
+    def set_model(self, model):  # before fit() makes its train function: count the traces of the whole run
+        super().set_model(model)
+        if self.traces is None:
+            self.traces = count_traces(model)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epochs.append([])
@@ -86,6 +91,9 @@ def test_progressive_run_on_embedded_dataset_learns(tmp_path):
     # Every optimizer step is a batch: none counted at epoch ends (Keras does that for datasets of unknown length).
     iterations = [i for epoch in steps.epochs for i, _ in epoch]
     assert iterations == list(range(1, len(iterations) + 1)) and len({len(e) for e in steps.epochs}) == 1
+    # One trace of the train step for the whole run: stages change the image size, not the traced step, and the
+    # optimizer is built before fit (variables created while tracing would make tf.function trace it again).
+    assert len(steps.traces) == 1
     assert [s["image_size"] for s in result["stages"]] == [37, 42, 48]  # official: 32 + 16 (i + 1) / 3
     assert os.path.exists(result["model_path"])
     # The saved model holds the EMA of the BatchNorm statistics (as of the weights), not their last raw values.
