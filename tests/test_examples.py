@@ -14,9 +14,11 @@ def test_backbone_features_example():
     assert shapes == {"P2": (2, 80, 80, 24), "P3": (2, 40, 40, 40), "P4": (2, 20, 20, 112), "P5": (2, 10, 10, 1280)}
 
 
-# Tiny settings injected after the notebook's "parameters" cell (as papermill does): same cells, CPU-sized run.
+# Tiny settings injected after the notebook's "parameters" cell (as papermill does): same cells, CPU-sized run on a
+# small network of the V2 family.
 NOTEBOOK_SMOKE = """
 MODEL, WEIGHTS, DATASET = "EfficientNetV2B0", None, "digits"
+BLOCKS = "r1_k3_s1_e1_i16_o16_c1,r2_k3_s2_e4_i16_o24_c1,r2_k3_s2_e4_i24_o32_se0.25,r1_k3_s2_e4_i32_o48_se0.25"
 EPOCHS, NUM_STAGES, IMAGE_SIZE_MIN, IMAGE_SIZE_MAX, BATCH_SIZE = 2, 2, 32, 40, 32
 TRAIN_EXAMPLES, EVAL_EXAMPLES = 128, 64
 """
