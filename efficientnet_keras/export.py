@@ -393,7 +393,7 @@ def run_tflite(path: str, images: np.ndarray) -> np.ndarray:
 def calibration_images(source: str, image_size: int, limit: int = 200, crop_fraction: float | None = None,
                        preprocessing: Preprocessing = LEGACY_V1) -> np.ndarray:
     """Up to ``limit`` images [n, size, size, 3] for int8 calibration, through the evaluation crop: from a folder
-    (all JPEG/PNG/BMP/GIF files below it, sorted) or from a dataset name's training split (``data.load_source``)."""
+    (all JPEG/PNG/BMP/GIF files below it, sorted) or from a dataset name's training split (``training.sources.load_source``)."""
     import tensorflow as tf
 
     from efficientnet_keras.transforms import eval_transform
@@ -406,12 +406,16 @@ def calibration_images(source: str, image_size: int, limit: int = 200, crop_frac
         images = np.stack([eval_transform(tf.io.read_file(f), image_size, preprocessing, crop_fraction).numpy()
                            for f in files])
     else:
-        from efficientnet_keras.training import data as data_lib  # a dataset name: read as the trainer does
+        # A dataset name: read as the trainer reads it (tfds and the embedded sets are optional here, so imported
+        # only when named), through the evaluation transform that dataset calls for; an undecodable image is left out.
+        from efficientnet_keras.training import sources
+        from efficientnet_keras.transforms import decode_whole
 
-        train, _, info = data_lib.load_source(source)
-        ds = data_lib.make_eval_dataset(data_lib.limit(train, limit), info, image_size, 32, crop_fraction,
-                                        preprocessing=preprocessing)
-        images = np.concatenate([images.numpy() for images, _ in ds])
+        train, _, info = sources.load_source(source)
+        crop_fraction, preprocessing = sources.eval_settings(info, preprocessing, crop_fraction)
+        ds = sources.in_storage_order(sources.limit(train, limit)).map(
+            lambda image, _: eval_transform(decode_whole(image), image_size, preprocessing, crop_fraction))
+        images = np.stack(list(ds.ignore_errors().as_numpy_iterator()))
     # The TFLite model takes RGB images in [0, 255]: the V1 transform's bicubic overshoot is clipped to that range.
     return np.clip(images, 0.0, 255.0)
 

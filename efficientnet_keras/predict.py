@@ -51,7 +51,7 @@ def load_image(path: str) -> np.ndarray:
 
 
 def center_crop_resize(image: np.ndarray, size: int, crop_fraction: float = DEFAULT_CROP_FRACTION) -> np.ndarray:
-    """The evaluation transform (``data.center_crop``) on one image, as a float32 array in [0, 255]."""
+    """The evaluation transform (``transforms.center_crop``) on one image, as a float32 array in [0, 255]."""
     from efficientnet_keras.transforms import center_crop
 
     return center_crop(image, size, crop_fraction).numpy()

@@ -11,7 +11,7 @@ import dataclasses
 
 __all__ = ["DEFAULT_CROP_FRACTION", "IMAGE_EXTENSIONS", "Preprocessing", "OFFICIAL_V2", "LEGACY_V1", "TIMM_COATNET",
            "decode_rgb", "resize", "RESIZE_METHODS",
-           "to_rgb_float", "central_window", "center_crop", "eval_transform", "saved_eval_transform"]
+           "to_rgb_float", "decode_whole", "central_window", "center_crop", "eval_transform", "saved_eval_transform"]
 
 DEFAULT_CROP_FRACTION = 0.875  # 224 / 256, the official evaluation crop
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")  # what decode_rgb reads
@@ -157,3 +157,13 @@ def eval_transform(image, size: int, preprocessing: Preprocessing = LEGACY_V1,
     """A variant's official evaluation transform at ``size``; ``crop_fraction`` overrides its crop."""
     fraction = crop_fraction if crop_fraction is not None else preprocessing.crop_fraction(size)
     return center_crop(image, size, fraction, preprocessing.resize, preprocessing.round_offset_up)
+
+
+def decode_whole(image) -> "tf.Tensor":
+    """Encoded bytes or a decoded image, as the whole image in RGB (its dtype kept for a decoded one)."""
+    import tensorflow as tf
+
+    image = tf.convert_to_tensor(image)
+    if image.dtype == tf.string:
+        return decode_rgb(image)
+    return tf.cast(to_rgb_float(image), image.dtype)

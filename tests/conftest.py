@@ -20,6 +20,12 @@ def _restore_data_format():
 
 
 @pytest.fixture
+def needs_torch():
+    """Skips the test without PyTorch: the Lite packages' weights (and timm's) come as PyTorch files."""
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)
 
@@ -51,6 +57,10 @@ def hugging_face_cache(tmp_path, monkeypatch, repo: str, state: dict) -> None:
     save_file(state, str(folder / "snapshots" / revision / "model.safetensors"))
     monkeypatch.setattr(hub.constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setenv("EFFICIENTNET_KERAS_OFFLINE", "1")
+
+
+# ImageNet's cat classes: the top class scikit-image's "chelsea" photo must get from real weights.
+CAT_NAMES = {"tabby", "tiger_cat", "Persian_cat", "Siamese_cat", "Egyptian_cat"}
 
 
 def real_photos() -> list:

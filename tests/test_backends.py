@@ -27,11 +27,12 @@ CHILD = textwrap.dedent(
     for name in sys.argv[3:]:
         model = getattr(ek, name)(weights=f"{folder}/{name}.weights.h5", input_shape=(96, 96, 3),
                                   classifier_activation=None)
-        np.save(f"{folder}/{name}.npy", keras.ops.convert_to_numpy(model(x, training=False)))
-        # Training mode (stochastic depth, dropout) runs on this backend too.
+        inference = keras.ops.convert_to_numpy(model(x, training=False))
+        np.save(f"{folder}/{name}.npy", inference)
+        # Training mode runs on this backend too, and its stochastic depth and dropout act: the logits move.
         ek.set_regularization(model, dropout=0.5, stochastic_depth=0.5)
         out = keras.ops.convert_to_numpy(model(x, training=True))
-        assert np.isfinite(out).all()
+        assert np.isfinite(out).all() and not np.allclose(out, inference, atol=1e-3), name
     """
 )
 

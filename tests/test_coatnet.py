@@ -17,9 +17,14 @@ from efficientnet_keras.transforms import eval_transform
 from efficientnet_keras.weights.check import sample_photos
 from efficientnet_keras.weights.timm_coatnet import coatnet_to_keras
 
-torch = pytest.importorskip("torch")
-torchvision_stub.install()
-timm = pytest.importorskip("timm")
+
+
+def _torch_and_timm():
+    """torch and timm, or a skip: only the tests that compare with timm need them (the others run without)."""
+    torch = pytest.importorskip("torch")
+    torchvision_stub.install()
+    return torch, pytest.importorskip("timm")
+
 
 COATNETS = [f for f, v in VARIANTS.items() if v.timm]
 LARGE = ("CoAtNet3", "CoAtNet4", "CoAtNet3RW")
@@ -34,6 +39,7 @@ def _trainable(model) -> int:
 
 @pytest.mark.parametrize("function", [pytest.param(f, marks=pytest.mark.slow) if f in LARGE else f for f in COATNETS])
 def test_parameter_counts_equal_timm(function):
+    _, timm = _torch_and_timm()
     model = create_model(function, weights=None)
     reference = timm.create_model(get_variant(function).timm, num_classes=1000)
     assert _trainable(model) == sum(p.numel() for p in reference.parameters())
@@ -63,6 +69,7 @@ def _photos(size):
 
 def _timm_model(arch, img_size=224, **kwargs):
     """timm's network with random weights, randomized BatchNorm statistics and norm affines (eval mode)."""
+    torch, timm = _torch_and_timm()
     torch.manual_seed(0)
     model = timm.create_model(arch, img_size=img_size, **kwargs).eval()
     with torch.no_grad():
@@ -77,6 +84,7 @@ def _timm_model(arch, img_size=224, **kwargs):
 
 
 def _timm_logits(model, images, normalization):
+    torch, _ = _torch_and_timm()
     x = images / 127.5 - 1 if normalization == "inception" else (images / 255 - np.array(
         [0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     with torch.no_grad():
@@ -109,6 +117,7 @@ CASES = [("CoAtNet0", {"conv_stride_mode": "1x1"}, None), ("CoAtNet0", {}, "dw")
 @pytest.mark.parametrize("function,timm_kwargs,downsample", CASES)
 def test_timm_logits_equal_at_224_and_with_cropped_and_interpolated_tables(function, timm_kwargs, downsample,
                                                                             tmp_path):
+    torch, _ = _torch_and_timm()
     v = get_variant(function)
     if downsample:
         v = dataclasses.replace(v, family=dataclasses.replace(v.family, downsample=downsample))
@@ -183,6 +192,7 @@ def test_input_too_small_and_map_larger_than_the_table_are_refused():
 
 
 def test_weights_of_another_configuration_are_refused(tmp_path):
+    _, timm = _torch_and_timm()
     state = _state(timm.create_model("coatnet_0_rw_224"))
     with pytest.raises(ValueError, match="network of 14 blocks, model 'coatnet-nano-rw' has 16"):
         coatnet_to_keras(create_model("CoAtNetNanoRW", weights=None), state)

@@ -1,17 +1,15 @@
-"""Input pipelines: sources, per-stage sizes and augmentation, determinism, evaluation crop."""
-
-import re
+"""Input pipelines: per-stage sizes and augmentation, determinism, skipped images, evaluation crop."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
-from efficientnet_keras.training import data
+from efficientnet_keras.training import data, sources
 from efficientnet_keras.training.augment import StageAugmenters
-from efficientnet_keras.training.data import Stage, StageState
+from efficientnet_keras.training.stages import Stage, StageState
 from efficientnet_keras.transforms import center_crop
 from conftest import real_photos
+from tfds_fixture import write_tfds_dataset
 
 STAGES = [Stage(32, 0, 0, 0.1), Stage(48, 10, 0.8, 0.2)]
 
@@ -23,14 +21,6 @@ def digits():
 
 def _first(ds):
     return next(iter(ds))
-
-
-def test_embedded_digits_are_real_and_split(digits):
-    train, test, info = digits
-    (x_train, y_train), (x_eval, y_eval) = train.arrays, test.arrays
-    assert info.num_classes == 10 and info.num_train + info.num_eval == 1797
-    assert x_train.dtype == np.uint8 and x_train.shape[1:] == (8, 8, 1) and x_train.max() == 255
-    assert set(np.unique(y_eval)) == set(range(10))
 
 
 def test_stage_switch_changes_size_augmentation_and_mixup(digits):
@@ -117,15 +107,6 @@ def test_eval_center_crop():
     assert shapes == [(2, 32, 32, 3), (1, 32, 32, 3)]
 
 
-def test_fashion_mnist_from_debian_files():
-    if not tf.io.gfile.exists(data.FASHION_MNIST_DIR):
-        pytest.skip("Debian's dataset-fashion-mnist is not installed")
-    train, test, info = data.load_source("fashion_mnist")
-    (x, y), (xt, yt) = train.arrays, test.arrays
-    assert x.shape == (60000, 28, 28, 1) and xt.shape == (10000, 28, 28, 1)
-    assert info.num_classes == 10 and np.bincount(y).tolist() == [6000] * 10
-
-
 def test_image_folder(tmp_path):
     from PIL import Image
 
@@ -140,26 +121,6 @@ def test_image_folder(tmp_path):
     state = StageState()
     batch, labels = _first(data.make_train_dataset(train, info, [Stage(32, 0, 0, 0)], state, batch_size=4))
     assert batch.shape == (4, 32, 32, 3) and labels.shape == (4, 2)
-
-
-@pytest.mark.parametrize(
-    "name, kwargs, message",
-    [
-        ("no_such_dataset_xyz", {}, "Unknown dataset 'no_such_dataset_xyz'"),
-        ("/nonexistent/photos", {}, "Dataset folder '/nonexistent/photos' does not exist; an image folder is "
-                                    "root/train/<class>/<image> (local or gs://)."),
-        ("digits", {"data_dir": "/nonexistent/dir"}, "data_dir '/nonexistent/dir' does not exist"),
-    ],
-)
-def test_bad_sources(name, kwargs, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
-        data.load_source(name, **kwargs)
-
-
-def test_image_folder_needs_splits(tmp_path):
-    (tmp_path / "cats").mkdir()
-    with pytest.raises(ValueError, match="needs a 'train' subfolder"):
-        data.load_source(str(tmp_path))
 
 
 # ---------------------------------------------------------------------------------------------- real images
@@ -247,42 +208,9 @@ def test_fused_jpeg_decode_and_crop_equals_decode_then_crop():
     np.testing.assert_array_equal(png, tf.slice(tf.constant(photo), begin, size))
 
 
-class PhotoShards(tfds.core.GeneratorBasedBuilder):
-    """A real tfds dataset on disk (TFRecord shards, encoded JPEGs of varied sizes, each image's gray level its
-    index), as tfds prepares one."""
-
-    VERSION = tfds.core.Version("1.0.0")
-    num_examples = 64
-
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self, features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(encoding_format="jpeg"),
-                "label": tfds.features.ClassLabel(num_classes=4)}),
-            supervised_keys=("image", "label"))
-
-    def _split_generators(self, dl_manager):
-        return {"train": self._generate_examples(self.num_examples),
-                "test": self._generate_examples(self.num_examples // 4)}
-
-    def _generate_examples(self, n):
-        rng = np.random.default_rng(n)
-        for i in range(n):
-            h, w = rng.integers(40, 90, 2)
-            yield i, {"image": np.full((h, w, 3), i % 256, np.uint8), "label": i % 4}
-
-
-def _write_tfds_dataset(data_dir, num_examples=64, num_shards=4):
-    PhotoShards.num_examples = num_examples
-    builder = PhotoShards(data_dir=str(data_dir))
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=num_shards),
-                                 file_format="tfrecord")
-    return builder
-
-
 def test_tfds_shards_are_read_encoded_in_a_per_epoch_order(tmp_path):
-    builder = _write_tfds_dataset(tmp_path)
-    train, _, info = data._tfds(builder.name, str(tmp_path), "train", None)
+    builder = write_tfds_dataset(tmp_path)
+    train, _, info = sources._tfds(builder.name, str(tmp_path), "train", None)
     assert train.records is not None and info.num_train == 64 and info.num_eval == 16
     assert len(builder.info.splits["train"].file_instructions) == 4
 
@@ -312,41 +240,3 @@ def test_static_eval_batches_count_every_example_once(digits):
         # ceil(50 / 16) = 4 global steps on every host, each taking one batch per replica of the host.
         assert [len(host) for host in hosts] == [4 * replicas // 2] * 2
         assert sum(float(tf.reduce_sum(w)) for host in hosts for _, _, w in host) == 50
-
-
-def test_missing_split_and_unprepared_data_dir(tmp_path):
-    builder = _write_tfds_dataset(tmp_path / "tfds", num_examples=8, num_shards=1)
-    with pytest.raises(ValueError, match="has no split 'validation'; it has test, train"):
-        data.load_source(builder.name, str(tmp_path / "tfds"), eval_split="validation")
-    with pytest.raises(ValueError, match=r"'mnist' is not prepared in data_dir=.*\(it holds: .*photo_shards\)"):
-        data.load_source("mnist", str(tmp_path / "tfds"))
-
-
-def test_minival_presets_hold_out_the_first_examples_of_train(tmp_path, monkeypatch):
-    """datasets.py: minival is held out of train; for tfds imagenet2012 the presets are train[:25021] and
-    train[25021:] (the official 25,021 + 1,256,144), tried here on a prepared dataset with the same mechanism."""
-    assert data.TFDS_SPLIT_PRESETS["imagenet2012"] == {"minival": "train[:25021]",
-                                                       "train_minus_minival": "train[25021:]"}
-    builder = _write_tfds_dataset(tmp_path)
-    monkeypatch.setitem(data.TFDS_SPLIT_PRESETS, builder.name,
-                        {"minival": "train[:10]", "train_minus_minival": "train[10:]"})
-    train, minival, _ = data._tfds(builder.name, str(tmp_path), "train_minus_minival", "minival")
-    assert (train.num_examples, minival.num_examples) == (54, 10)
-    def indices(split):  # each image's gray level is its index
-        return {int(round(float(tf.reduce_mean(tf.cast(tf.io.decode_jpeg(image), tf.float32)))))
-                for image, _ in split.records(None, None)}
-
-    assert indices(train).isdisjoint(indices(minival)) and len(indices(train) | indices(minival)) == 64
-
-
-def test_low_resolution_datasets_adapt_the_official_photo_transform():
-    """Digits crop from their own area range, centred exactly, half-pixel resize, no whole-image fallback; a photo
-    dataset keeps the variant's transform untouched."""
-    _, _, digits = data.load_source("digits")
-    adapted = data.for_dataset(digits, data.LEGACY_V1)
-    assert adapted.train_area == (0.5, 1.0) and adapted.resize == "bicubic"
-    assert not adapted.center_crop_fallback and not adapted.round_offset_up
-    photos = data.DatasetInfo("photos", 2, 10, 4)
-    assert data.for_dataset(photos, data.LEGACY_V1) == data.LEGACY_V1
-    crop_fraction, evaluated = data.eval_settings(digits, data.LEGACY_V1)
-    assert crop_fraction == 0.875 and evaluated == adapted

@@ -47,6 +47,7 @@ def _randomize_batchnorm(model, seed=0):
 
 @pytest.fixture(scope="module")
 def lite0():
+    pytest.importorskip("torch")  # Lite0's pretrained weights come as a PyTorch file
     return export.load_servable("EfficientNetLite0")
 
 
@@ -323,7 +324,10 @@ def test_calibration_images_from_a_folder_and_a_dataset(tmp_path, encoded_photos
     images = export.calibration_images(str(tmp_path), 64)
     assert images.shape == (3, 64, 64, 3) and images.dtype == np.float32 and 0 <= images.min() < images.max() <= 255
     digits = export.calibration_images("digits", 32, limit=5)
-    assert digits.shape == (5, 32, 32, 3)
+    # The first 5 training digits through the evaluation pipeline's transform (the dataset's own crop).
+    train, _, info = data_lib.load_source("digits")
+    expected = next(iter(data_lib.make_eval_dataset(data_lib.limit(train, 5), info, 32, 5)))[0].numpy()
+    np.testing.assert_allclose(digits, expected, atol=1e-4)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="No JPEG/PNG/BMP/GIF images below"):
         export.calibration_images(str(tmp_path / "empty"), 32)

@@ -39,7 +39,7 @@ def test_matches_keras_batchnorm(axis, shape, jit, training):
     ref.set_weights([w + rng.uniform(0.1, 1.0, w.shape).astype("float32") for w in ref.get_weights()])
     ours.set_weights(ref.get_weights())
     before = ours.moving_variance.numpy()
-    for a, b in zip(_step(ours, x, training, jit), _step(ref, x, training, jit)):
+    for a, b in zip(_step(ours, x, training, jit), _step(ref, x, training, jit), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(np.abs(b).max()))
     # Training moves the statistics towards the batch's (so the comparison above covers the update); inference not.
     assert np.allclose(ours.moving_variance.numpy(), before) != training

@@ -180,7 +180,7 @@ def test_training_matches_keras_applications(variant):
     # exact arithmetic (the beta of a project BatchNorm whose output reaches only the next block's training-mode
     # BatchNorm through a linear convolution, which cancels it): those are pure rounding noise.
     floor = 1e-2 * max(float(np.abs(t).max()) for kind, t in exact if kind == "gradient")
-    for (kind, a), (_, b), (_, e) in zip(got, ref32, exact):
+    for (kind, a), (_, b), (_, e) in zip(got, ref32, exact, strict=True):
         scale = max(float(np.abs(e).max()), floor)
         ours_error, keras_error = float(np.abs(a - e).max()), float(np.abs(b - e).max())
         # float32 through 60+ blocks is itself only ~1e-4 accurate, and with oneDNN the rounding varies from run to

@@ -76,7 +76,7 @@ def test_bad_checkpoints_fail_with_the_reason(tmp_path):
     v1_ckpt = oc.write(str(tmp_path / "v1"), v1["variables"], raw=False, slots=False)
     with pytest.raises(ValueError, match="is a checkpoint of 'efficientnet-b0', not of 'efficientnetv2-b0'"):
         official.load_checkpoint_into(_ours(v2), v1_ckpt, expected_name="efficientnetv2-b0")
-    with pytest.raises(ValueError, match=r"variable 'efficientnet-b0/blocks_\d+/.*' has no matching layer|shape"):
+    with pytest.raises(ValueError, match=r"variable 'efficientnet-b0/blocks_\d+/.*' has no matching layer"):
         official.load_checkpoint_into(_ours(v2), v1_ckpt)  # another network, even under the same name
     with pytest.raises(ValueError, match=r"layer 'predictions' variable 'kernel' has shape \(32, 1000\) in the "
                                          r"model but \(32, 21843\) in the file"):

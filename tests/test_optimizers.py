@@ -78,9 +78,9 @@ def test_ema_of_weights_and_batchnorm_statistics():
     expected = initial
     for n, values in enumerate(record.values, start=1):
         d = min(0.9, (1 + n) / (10 + n))
-        expected = [d * a + (1 - d) * v for a, v in zip(expected, values)]
+        expected = [d * a + (1 - d) * v for a, v in zip(expected, values, strict=True)]
     assert len(record.values) == 5
-    for variable, value, raw in zip(variables, expected, record.values[-1]):
+    for variable, value, raw in zip(variables, expected, record.values[-1], strict=True):
         np.testing.assert_allclose(variable.numpy(), value, rtol=1e-5, atol=1e-6)
         assert not np.allclose(value, raw)  # the averages are not the last raw values
 
@@ -100,9 +100,9 @@ def test_swap_evaluates_on_the_averages_and_trains_on_the_raw_values():
     probe = keras.callbacks.LambdaCallback(on_test_batch_end=lambda batch, logs: seen.append(
         [v.numpy().copy() for v, _ in optimizer.averaged_pairs()]))
     model.evaluate(x, y, callbacks=[SwapEMA(), probe], verbose=0)
-    for during, average in zip(seen[0], averages):
+    for during, average in zip(seen[0], averages, strict=True):
         np.testing.assert_array_equal(during, average)
-    for after, before in zip([v.numpy() for v, _ in optimizer.averaged_pairs()], raw):
+    for after, before in zip([v.numpy() for v, _ in optimizer.averaged_pairs()], raw, strict=True):
         np.testing.assert_array_equal(after, before)
     assert len(optimizer.averaged_pairs()) == 6  # kernel, bias, gamma, beta, moving mean, moving variance
 

