@@ -11,7 +11,7 @@ shards, as the trainer reads imagenet2012. Prints, in one run:
     .venv/bin/python benchmarks/imagenet_pipeline.py --data_dir=/tmp/ek_bench_tfds --images=20000
 
 The images are random crops of scikit-image's photos, resized to about 500x375 and saved as JPEG (quality 90), so
-that decoding costs what ImageNet's does. Results are in the README's Speed section.
+that decoding costs what ImageNet's does. Results are in docs/benchmarks.md.
 """
 
 import os

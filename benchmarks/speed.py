@@ -28,7 +28,7 @@ The stage rows (``--stage_sizes``) time our V2-S train step at progressive learn
 last stage's, and so the time of a progressive run with equal stages against a fixed run at the largest size.
 Where compute dominates, the cost follows the pixels; where per-op overhead does, it stays flat.
 
-Measured 2026-11-24 (raw outputs in ``benchmarks/results/``; the README's Speed section has the tables):
+Measured 2026-11-24 (raw outputs in ``benchmarks/results/``; docs/benchmarks.md has the tables):
 
 - 2-core AVX2 CPU, ``--configs=keras,ours,timm --xla_sizes=``: train steps ours 1.34x / 1.36x / 1.53x
   (V2-S / V2-B0 / B0) against keras.applications; timm channels_last 1.38x / 1.42x / 1.49x, NCHW 1.28x / 1.24x /

