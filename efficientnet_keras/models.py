@@ -92,13 +92,23 @@ COATNET_0_WIDTHS = (96, 192, 384, 768)
 COATNET_2_WIDTHS = (128, 256, 512, 1024)
 COATNET_3_WIDTHS = (192, 384, 768, 1536)
 # timm's _rw variants (maxxvit.py model_cfgs), each a few conventions off COATNET_RW.
-RW_NANO = dataclasses.replace(COATNET_RW, name="coatnet_nano_rw", se_activation="swish", se_before_bn=False,
-                              pre_norm_activation=False, output_bias=True, attention_shortcut_bias=True)
-RW_DW = dataclasses.replace(COATNET_RW, name="coatnet_dw_rw", downsample="dw")
-RW_BN = dataclasses.replace(RW_DW, name="coatnet_bn_rw", attention_norm="batchnorm", preprocessing="imagenet")
-RW_DW_SILU = dataclasses.replace(RW_DW, name="coatnet_dw_silu_rw", se_activation="swish", se_before_bn=False,
-                                 attention_shortcut_bias=True)
-RW_DW_SILU_LS = dataclasses.replace(RW_DW_SILU, name="coatnet_dw_silu_ls_rw", layer_scale=1e-6)
+
+
+def _rw(base: Family, name: str, conv: dict | None = None, transformer: dict | None = None, **family) -> Family:
+    """``base`` with some fields of its block kinds' configs (and of the family) replaced."""
+    return dataclasses.replace(base, name=name, conv=dataclasses.replace(base.conv, **(conv or {})),
+                               transformer=dataclasses.replace(base.transformer, **(transformer or {})), **family)
+
+
+RW_NANO = _rw(COATNET_RW, "coatnet_nano_rw", conv=dict(se_activation="swish", se_before_bn=False,
+                                                        pre_norm_activation=False, output_bias=True),
+              transformer=dict(shortcut_bias=True))
+RW_DW = _rw(COATNET_RW, "coatnet_dw_rw", conv=dict(downsample="dw"))
+RW_BN = _rw(RW_DW, "coatnet_bn_rw", transformer=dict(norm="batchnorm"), preprocessing="imagenet",
+            head=dataclasses.replace(RW_DW.head, norm="batchnorm"))
+RW_DW_SILU = _rw(RW_DW, "coatnet_dw_silu_rw", conv=dict(se_activation="swish", se_before_bn=False),
+                 transformer=dict(shortcut_bias=True))
+RW_DW_SILU_LS = _rw(RW_DW_SILU, "coatnet_dw_silu_ls_rw", transformer=dict(layer_scale=1e-6))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,7 +258,7 @@ def create_model(
     )
     if resolved is not None:
         weights_lib.load_resolved(model, *resolved)
-    elif timm_values is not None and v.family.norm_placement == "pre":
+    elif timm_values is not None and v.family.transformer is not None:  # timm maxxvit.py's layout
         from efficientnet_keras.weights.timm_coatnet import coatnet_to_keras
 
         coatnet_to_keras(model, timm_values, source=weights)

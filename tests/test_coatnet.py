@@ -120,7 +120,8 @@ def test_timm_logits_equal_at_224_and_with_cropped_and_interpolated_tables(funct
     torch, _ = _torch_and_timm()
     v = get_variant(function)
     if downsample:
-        v = dataclasses.replace(v, family=dataclasses.replace(v.family, downsample=downsample))
+        v = dataclasses.replace(v, family=dataclasses.replace(
+            v.family, conv=dataclasses.replace(v.family.conv, downsample=downsample)))
     reference = _timm_model(v.timm, **timm_kwargs)
     state = _state(reference)
     torch.save(reference.state_dict(), tmp_path / "coatnet.pth")
@@ -168,7 +169,10 @@ def test_default_weights_resolve_from_the_hugging_face_cache(tmp_path, monkeypat
     (("r2_k3_s2_e4_i64_o96_se0.25", "r2_s2_e4_i96_o192_h36_c2"), "head size h36 does not divide its attention "
                                                                   "width of 192"),
     (("r2_k3_s2_e4_i64_o96_se0.25", "r2_s1_e4_i96_o192_c2"), "neither downsamples (s1) nor keeps its width"),
-    (("r2_k3_s2_e4_i64_o96_c1", "r2_s2_e4_i96_o192_c2"), "is a Fused-MBConv stage"),
+    (("r2_k3_s2_e4_i64_o96_c1", "r2_s2_e4_i96_o192_c2"), "is a Fused-MBConv stage; family 'coatnet' builds MBConv "
+                                                          "(c0) and Transformer (c2) blocks only"),
+    (("r2_k3_s2_e4_i64_o96_se0.25_noskip", "r2_s2_e4_i96_o192_c2"), "has 'noskip'; family 'coatnet' builds its "
+                                                                     "blocks around a (pooled, projected) shortcut"),
 ])
 def test_bad_stage_layouts_are_refused_by_name(blocks, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -116,6 +116,16 @@ def test_the_models_never_import_training_or_export():
         assert _reaches(graph, module, ("efficientnet_keras.training", "efficientnet_keras.export")) == [], module
 
 
+def test_block_kinds_never_import_the_builder_the_variants_or_the_weights():
+    """A block kind is its module and its config: the builder dispatches to it, never the other way round."""
+    graph = _graph(local=True)
+    blocks = [m for m in graph if m.startswith("efficientnet_keras.blocks")]
+    assert {"efficientnet_keras.blocks.mbconv", "efficientnet_keras.blocks.coatnet"} <= set(blocks)
+    for module in blocks:
+        assert _reaches(graph, module, ("efficientnet_keras.builder", "efficientnet_keras.models",
+                                        "efficientnet_keras.weights", "efficientnet_keras.training")) == [], module
+
+
 def test_export_and_predict_never_import_the_training_pipeline():
     """They read a run's files and, for int8 calibration, a dataset's sources: not augmentation, not the trainer."""
     graph = _graph(local=True)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import official_checkpoint as oc
+from efficientnet_keras.blocks import ConvHead
 from efficientnet_keras.builder import build_efficientnet
 from efficientnet_keras.models import get_variant
 from efficientnet_keras.weights import official
@@ -20,7 +21,7 @@ def _ours(case, include_top=True, include_preprocessing=False):
     """Our network of the fixture's configuration: the variant's blocks at the case's width, depth and head."""
     v = get_variant(VARIANT[case["model_name"]])
     cfg = case["model_config"]
-    family = dataclasses.replace(v.family, head_filters=cfg["feature_size"])
+    family = dataclasses.replace(v.family, head=ConvHead(cfg["feature_size"]))
     return build_efficientnet(v.blocks, cfg["width_coefficient"], cfg["depth_coefficient"], case["size"],
                               family=family, name=case["model_name"], include_top=include_top,
                               classes=case["classes"], classifier_activation=None, include_preprocessing=include_preprocessing,
