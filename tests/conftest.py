@@ -19,6 +19,22 @@ def _restore_data_format():
     keras.mixed_precision.set_global_policy("float32")
 
 
+def randomize_torch_norms(module):
+    """Random BatchNorm statistics and norm affines in a torch module (in place): a reference network whose
+    norms are identities would hide a norm applied wrongly."""
+    import torch
+
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)):
+                m.weight.normal_(1, 0.1)
+                m.bias.normal_(0, 0.1)
+    return module
+
+
 @pytest.fixture
 def needs_torch():
     """Skips the test without PyTorch: the Lite packages' weights (and timm's) come as PyTorch files."""

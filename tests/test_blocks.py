@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import torchvision_stub
+from conftest import randomize_torch_norms
 from efficientnet_keras import block_args
 from efficientnet_keras.blocks import FUNCTIONS, Ops, Position
 from efficientnet_keras.builder import COATNET, COATNET_RW, V1, V2
@@ -116,15 +117,7 @@ def _timm_block(arch: str, stage: int, **kwargs):
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
     block = timm.create_model(arch, **kwargs).stages[stage].blocks[0].double().eval()
-    with torch.no_grad():
-        for module in block.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.normal_(0, 0.1)
-                module.running_var.uniform_(0.5, 2.0)
-            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)):
-                module.weight.normal_(1, 0.1)
-                module.bias.normal_(0, 0.1)
-    return torch, block
+    return torch, randomize_torch_norms(block)
 
 
 def _load_timm_block(model, block, stage: int):

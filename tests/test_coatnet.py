@@ -9,7 +9,7 @@ import pytest
 
 import efficientnet_keras as ek
 import torchvision_stub
-from conftest import hugging_face_cache
+from conftest import hugging_face_cache, randomize_torch_norms
 from efficientnet_keras import builder
 from efficientnet_keras.attention import resize_bias_table
 from efficientnet_keras.models import VARIANTS, create_model, get_variant
@@ -71,16 +71,7 @@ def _timm_model(arch, img_size=224, **kwargs):
     """timm's network with random weights, randomized BatchNorm statistics and norm affines (eval mode)."""
     torch, timm = _torch_and_timm()
     torch.manual_seed(0)
-    model = timm.create_model(arch, img_size=img_size, **kwargs).eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.normal_(0, 0.1)
-                module.running_var.uniform_(0.5, 2.0)
-            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)):
-                module.weight.normal_(1, 0.1)
-                module.bias.normal_(0, 0.1)
-    return model
+    return randomize_torch_norms(timm.create_model(arch, img_size=img_size, **kwargs).eval())
 
 
 def _timm_logits(model, images, normalization):
