@@ -28,11 +28,12 @@ import re
 from typing import Iterable
 
 __all__ = ["BlockArgs", "decode", "encode", "decode_all", "encode_all", "MBCONV", "FUSED_MBCONV", "TRANSFORMER",
-           "DEFAULT_HEAD_SIZE"]
+           "BLOCK_TYPE_NAMES", "DEFAULT_HEAD_SIZE"]
 
 MBCONV = 0
 FUSED_MBCONV = 1
 TRANSFORMER = 2
+BLOCK_TYPE_NAMES = {MBCONV: "MBConv", FUSED_MBCONV: "Fused-MBConv", TRANSFORMER: "Transformer"}
 DEFAULT_HEAD_SIZE = 32  # CoAtNet: "the head size is 32" for every model
 
 _TOKEN = re.compile(r"^(se|noskip|[rkseiohc])(.*)$")

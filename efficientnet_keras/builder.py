@@ -22,7 +22,7 @@ import keras
 from keras import layers
 
 from efficientnet_keras import block_args as block_args_lib
-from efficientnet_keras.block_args import FUSED_MBCONV, MBCONV, TRANSFORMER, BlockArgs
+from efficientnet_keras.block_args import BlockArgs
 from efficientnet_keras.blocks import (BLOCK_TYPES, FUNCTIONS, ConvHead, MBConvConfig, NormHead, Ops, Position,
                                        PreNormMBConvConfig, TransformerConfig)
 from efficientnet_keras.blocks.head import head
@@ -65,6 +65,10 @@ class Family:
     preprocessing: str = "imagenet_adapt"
     conv: MBConvConfig | PreNormMBConvConfig = MBConvConfig()
     transformer: TransformerConfig | None = None
+
+    def block_config(self, args: BlockArgs) -> MBConvConfig | PreNormMBConvConfig | TransformerConfig | None:
+        """The config of the block kind that builds a stage of ``args``' block type (None: the family has none)."""
+        return self.transformer if args.transformer else self.conv
 
     def __post_init__(self):
         if self.padding not in PADDINGS:
@@ -213,14 +217,15 @@ def _stages(x, decoded: Sequence[BlockArgs], family: Family, scale: _Scaling, op
     repeats = [scale.repeats(i, len(decoded), args.repeats) for i, args in enumerate(decoded)]
     total, index, stride = float(sum(repeats)), 0, 2  # the stem's stride
     for stage, (args, n) in enumerate(zip(decoded, repeats, strict=True)):
-        cfg = family.transformer if args.transformer else family.conv
+        cfg = family.block_config(args)
+        filters_out = scale.filters(args.output_filters)
         stride *= args.stride
         map_size = tuple(-(-size // stride) for size in largest)  # ceil: every downsampling keeps odd rows
         for j in range(n):
-            at = Position(filters_in, scale.filters(args.output_filters), args.stride if j == 0 else 1,
-                          index / total, drop_connect_rate, map_size)
+            at = Position(filters_in, filters_out, args.stride if j == 0 else 1, index / total, drop_connect_rate,
+                          map_size)
             x = FUNCTIONS[type(cfg)](x, args, cfg, f"block{stage + 1}{_block_letter(j)}_", ops=ops, at=at)
-            filters_in = at.output_filters
+            filters_in = filters_out
             index += 1
     return x, filters_in
 
@@ -317,10 +322,10 @@ def _check_stages(decoded: Sequence[BlockArgs], family: Family, filters: Callabl
     """That the family builds each stage's block type, that stages chain, and what Transformer stages need,
     checked before any layer is made (errors name the stage); ``filters`` scales a filter count."""
     stride = 2  # the stem's
-    kinds = {MBCONV: "MBConv", FUSED_MBCONV: "Fused-MBConv", TRANSFORMER: "Transformer"}
+    kinds = block_args_lib.BLOCK_TYPE_NAMES
     for stage, args in enumerate(decoded, start=1):
         text = block_args_lib.encode(args)
-        cfg = family.transformer if args.transformer else family.conv
+        cfg = family.block_config(args)
         if cfg is None:
             raise ValueError(f"Stage {stage} ({text!r}) is a Transformer stage; family '{family.name}' is an "
                              "EfficientNet family: it has no Transformer blocks. Use a CoAtNet family "

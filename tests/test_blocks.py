@@ -16,8 +16,8 @@ from efficientnet_keras import block_args
 from efficientnet_keras.blocks import FUNCTIONS, Ops, Position
 from efficientnet_keras.builder import COATNET, COATNET_RW, V1, V2
 from efficientnet_keras.models import get_variant
-from efficientnet_keras.weights.convert import assign_layers, torch_to_keras
-from efficientnet_keras.weights.timm_coatnet import _bias_table, _target
+from efficientnet_keras.weights.convert import assign_layers
+from efficientnet_keras.weights.timm_coatnet import assignments
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def _ops(family):
 def _ours(family, string, at: Position, size: int, name: str = "block2a_"):
     """One block of ``family`` from a block-args string, as a model of a (size, size, input filters) map."""
     args = block_args.decode(string)
-    cfg = family.transformer if args.transformer else family.conv
+    cfg = family.block_config(args)
     inputs = keras.Input((size, size, at.input_filters))
     return keras.Model(inputs, FUNCTIONS[type(cfg)](inputs, args, cfg, name, ops=_ops(family), at=at))
 
@@ -121,20 +121,9 @@ def _timm_block(arch: str, stage: int, **kwargs):
 
 
 def _load_timm_block(model, block, stage: int):
-    """timm's block state dict into our one-block model (the converter's own mapping, as for whole networks)."""
-    layers = {layer.name: layer for layer in model.layers}
-    assigned = {}
-    for key, tensor in block.state_dict().items():
-        if key.endswith(("num_batches_tracked", "relative_position_index")):
-            continue
-        name, param = _target(f"stages.{stage}.blocks.0.{key}", layers)
-        layer = layers[name]
-        if name.endswith("attention"):
-            assigned.setdefault(name, {})["relative_position_bias"] = _bias_table(tensor.numpy(), layer, "timm")
-        else:
-            var, value = torch_to_keras(param, tensor.numpy(), layer)
-            assigned.setdefault(name, {})[var] = value
-    assign_layers(model, assigned, "timm")
+    """timm's block state dict into our one-block model, by the converter's own mapping (as for whole networks)."""
+    state = {f"stages.{stage}.blocks.0.{k}": t.numpy() for k, t in block.state_dict().items()}
+    assign_layers(model, assignments(model, state), "timm")
 
 
 # (our family, timm architecture and its arguments, stage, our variant for the block strings)

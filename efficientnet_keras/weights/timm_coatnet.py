@@ -20,7 +20,7 @@ from efficientnet_keras.attention import RelativeAttention, resize_bias_table, t
 from efficientnet_keras.builder import _block_letter
 from efficientnet_keras.weights.convert import assign_layers, block_prefixes, torch_to_keras
 
-__all__ = ["coatnet_to_keras", "TIMM_WEIGHTS"]
+__all__ = ["coatnet_to_keras", "assignments", "TIMM_WEIGHTS"]
 
 # timm's public CoAtNet weights: tag -> (top-1 on ImageNet-1k validation, classes), from each model's card on the
 # Hugging Face Hub (huggingface.co/timm/<name>); None: a pretraining head, not evaluated on ImageNet-1k.
@@ -61,17 +61,25 @@ def coatnet_to_keras(model: keras.Model, state_dict: Mapping[str, np.ndarray], s
 
     The classifier is skipped when the model has no top. Raises ValueError when the file is another
     configuration: another block count, a tensor without a layer, or a shape that differs."""
-    state = {k: np.asarray(v) for k, v in state_dict.items() if not k.endswith(("num_batches_tracked",
-                                                                                  "relative_position_index"))}
-    layers = {layer.name: layer for layer in model.layers}
-    theirs = sorted({(int(a), int(b)) for a, b in re.findall(r"^stages\.(\d+)\.blocks\.(\d+)\.", "\n".join(state),
-                                                            flags=re.M)})
+    theirs = sorted({(int(a), int(b)) for a, b in re.findall(r"^stages\.(\d+)\.blocks\.(\d+)\.",
+                                                            "\n".join(state_dict), flags=re.M)})
     ours = block_prefixes(model)
-    if len(theirs) != len(ours) or not any(k.startswith("stem.conv2") for k in state):
+    if len(theirs) != len(ours) or not any(k.startswith("stem.conv2") for k in state_dict):
         raise ValueError(f"{source} is a network of {len(theirs)} blocks, model '{model.name}' has {len(ours)}: it "
                          "holds another configuration (or is not a CoAtNet).")
+    assign_layers(model, assignments(model, state_dict, source), source)
+
+
+def assignments(model: keras.Model, state_dict: Mapping[str, np.ndarray], source: str = "timm"
+                ) -> dict[str, dict[str, np.ndarray]]:
+    """timm's tensors as our layers' variables (layer name -> {variable: array}), for ``assign_layers``; a model
+    without a top skips the classifier's."""
+    layers = {layer.name: layer for layer in model.layers}
     assigned: dict[str, dict[str, np.ndarray]] = {}
-    for key, array in state.items():
+    for key, array in state_dict.items():
+        if key.endswith(("num_batches_tracked", "relative_position_index")):
+            continue  # timm's step counters and index buffers
+        array = np.asarray(array)
         name, param = _target(key, layers)
         if name in ("predictions", "head_fc", "head_norm") and name not in layers:
             continue  # include_top=False
@@ -86,7 +94,7 @@ def coatnet_to_keras(model: keras.Model, state_dict: Mapping[str, np.ndarray], s
         else:
             var, value = torch_to_keras(param, array, layer)
         assigned.setdefault(name, {})[var] = value
-    assign_layers(model, assigned, source)
+    return assigned
 
 
 def _bias_table(flat: np.ndarray, layer: RelativeAttention, source: str) -> np.ndarray:
