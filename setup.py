@@ -53,7 +53,8 @@ setup(
     },
     entry_points={"console_scripts": ["efficientnet-predict=efficientnet_keras.predict:run",
                                       "efficientnet-train=efficientnet_keras.train:run",
-                                      "efficientnet-export=efficientnet_keras.export:run"]},
+                                      "efficientnet-export=efficientnet_keras.export:run",
+                                      "efficientnet-convert=efficientnet_keras.convert:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Framework :: Keras",

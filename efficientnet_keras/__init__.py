@@ -26,6 +26,8 @@ from efficientnet_keras.flops import count_flops
 from efficientnet_keras.imagenet import class_names, decode_predictions, preprocess_input
 from efficientnet_keras.layers import StochasticDepth, get_regularization, set_regularization
 from efficientnet_keras.models import CONSTRUCTORS, VARIANTS, Variant, create_model, get_variant
+from efficientnet_keras.network import EfficientNetModel, PreprocessingConfig, get_preprocessing
+from efficientnet_keras.normalization import Normalization
 
 __version__ = "0.1.0"
 
@@ -51,4 +53,8 @@ __all__ = [
     "StochasticDepth",
     "set_regularization",
     "get_regularization",
+    "get_preprocessing",
+    "PreprocessingConfig",
+    "Normalization",
+    "EfficientNetModel",
 ]

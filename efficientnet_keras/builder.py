@@ -19,6 +19,7 @@ import sys
 from typing import Callable, Sequence
 
 import keras
+import numpy as np
 from keras import layers
 
 from efficientnet_keras import block_args as block_args_lib
@@ -27,12 +28,15 @@ from efficientnet_keras.blocks import (BLOCK_TYPES, FUNCTIONS, ConvHead, MBConvC
                                        PreNormMBConvConfig, TransformerConfig)
 from efficientnet_keras.blocks.head import head
 from efficientnet_keras.blocks.ops import PADDINGS
+from efficientnet_keras.layers import set_layer_weights
+from efficientnet_keras.network import EfficientNetModel, PreprocessingConfig
+from efficientnet_keras.normalization import IMAGENET, INCEPTION, UNIT, Normalization
+from efficientnet_keras.normalization import LITE as LITE_NORMALIZATION
 
 __all__ = ["Family", "V1", "V2", "LITE", "COATNET", "COATNET_RW", "build_efficientnet", "round_filters",
            "round_repeats", "MIN_INPUT_SIZE"]
 
-IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
-IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
+NORMALIZATION_LAYER = "normalization"  # the input normalization's layer of mean/variance, where there is one
 
 # Five stride-2 reductions: 32 px is the smallest input that still leaves one pixel (as keras.applications).
 MIN_INPUT_SIZE = 32
@@ -58,11 +62,11 @@ class Family:
     stem_filters: int | None = 32
     stem_ratios: tuple[float, ...] = (1.0,)  # two: conv-BN-act-conv (CoAtNet's S0), widths as the stem's fractions
     head: ConvHead | NormHead = ConvHead()
-    # "imagenet_adapt": Rescaling(1/255) + Normalization with mean/variance weights (V1, as keras.applications);
-    # "imagenet_or_unit": mean/std normalization for 3 channels else [-1, 1] (V2-B0..B3); "unit": [-1, 1];
-    # "lite": (x - 127) / 128 (the official EfficientNet-Lite MEAN_RGB/STDDEV_RGB); "inception": x / 127.5 - 1;
-    # "imagenet": mean/std normalization.
-    preprocessing: str = "imagenet_adapt"
+    # The input normalization of the family's own weights (a pretrained config may name another). V1, as
+    # keras.applications, holds it as the weights of a Normalization layer (``adapt_normalization``); the others
+    # build it from the numbers (``input_normalization``).
+    normalization: Normalization = IMAGENET
+    adapt_normalization: bool = False
     conv: MBConvConfig | PreNormMBConvConfig = MBConvConfig()
     transformer: TransformerConfig | None = None
 
@@ -75,17 +79,17 @@ class Family:
             raise ValueError(f"Family {self.name!r}: padding must be one of {PADDINGS}, got {self.padding!r}.")
 
 
-V1 = Family("v1")
+V1 = Family("v1", adapt_normalization=True)
 V2 = Family("v2", bn_momentum=0.9, padding="same", guard_rounding=False, min_depth=8, stem_filters=None,
-            preprocessing="unit", conv=MBConvConfig(depthwise_name="dwconv2"))
-V2_B = dataclasses.replace(V2, preprocessing="imagenet_or_unit")
-LITE = Family("lite", activation="relu6", fixed_stem_head=True, preprocessing="lite")
+            normalization=UNIT, conv=MBConvConfig(depthwise_name="dwconv2"))
+V2_B = dataclasses.replace(V2, normalization=IMAGENET)  # V2-B0..B3 were trained with the V1 preprocessing
+LITE = Family("lite", activation="relu6", fixed_stem_head=True, normalization=LITE_NORMALIZATION)
 # CoAtNet as in the paper (timm's coatnet_0_224 ... coatnet_5_224). The paper strides the first 1x1 conv of a
 # downsampling MBConv (timm's coatnet_<n>_224 default to the depthwise conv, conv_stride_mode="dw"; same
 # weights): its FLOPs (4.2G ... 34.7G) are those of this placement.
 COATNET = Family(
     "coatnet", activation="gelu", bn_momentum=0.9, bn_epsilon=1e-5, padding="symmetric", guard_rounding=False,
-    stem_filters=None, stem_ratios=(1.0, 1.0), head=NormHead(mlp=True), preprocessing="inception",
+    stem_filters=None, stem_ratios=(1.0, 1.0), head=NormHead(mlp=True), normalization=INCEPTION,
     conv=PreNormMBConvConfig(expand_from="output", se_from="output", se_activation="swish", downsample="1x1",
                              output_bias=True),
     transformer=TransformerConfig())
@@ -177,29 +181,34 @@ class _Scaling:
         return round_repeats(n, self.depth)
 
 
-def input_normalization(x, kind: str, channels: int, pretrained_v1: bool = False, axis: int = -1):
-    """The layers that normalize [0, 255] RGB input as ``kind`` (a ``Family.preprocessing`` value)."""
-    if kind == "imagenet_or_unit":
-        kind = "imagenet" if channels == 3 else "unit"
-    if kind == "imagenet_adapt":
-        # keras.applications V1: mean/variance are weights of the Normalization layer (ImageNet weight files
-        # carry them), and for its ImageNet files an extra Rescaling divides by sqrt(std) because those files
-        # store std, not std**2, as the variance (keras issue tensorflow/tensorflow#49930).
+def input_normalization(x, normalization: Normalization, channels: int, adapt: bool = False,
+                        keras_v1_variance: bool = False, axis: int = -1):
+    """The layers that normalize [0, 255] RGB input as ``normalization``.
+
+    Uniform numbers are one ``Rescaling`` (any channel count); per-channel ones ``Rescaling(1/255)`` then
+    ``Normalization`` for 3 channels, and [-1, 1] for other counts (keras.applications V2-B0..B3 do the same).
+    ``adapt`` (V1, as keras.applications): the Normalization layer holds mean and variance as weights, set here,
+    so weight files can carry them; ``keras_v1_variance`` adds the ``rescaling_1`` keras.applications uses with its
+    V1 ImageNet files, which store std, not std**2, as the variance (tensorflow/tensorflow#49930)."""
+    if adapt:
         x = layers.Rescaling(1.0 / 255.0, name="rescaling")(x)
-        x = layers.Normalization(axis=axis, name="normalization")(x)
-        if pretrained_v1:
-            x = layers.Rescaling([1.0 / math.sqrt(s) for s in IMAGENET_STDDEV_RGB], name="rescaling_1")(x)
+        norm = layers.Normalization(axis=axis, name=NORMALIZATION_LAYER)
+        x = norm(x)
+        if channels == len(normalization.mean):  # else keras.applications' untouched mean 0, variance 1
+            mean, std = (np.array(v, np.float32) / 255.0 for v in (normalization.mean, normalization.std))
+            set_layer_weights(norm, [mean, np.square(std), np.array(0, np.int64)])
+        if keras_v1_variance:
+            x = layers.Rescaling([1.0 / math.sqrt(s / 255.0) for s in normalization.std], name="rescaling_1")(x)
         return x
-    if kind == "imagenet":
-        x = layers.Rescaling(1.0 / 255.0, name="rescaling")(x)
-        return layers.Normalization(mean=list(IMAGENET_MEAN_RGB), variance=[s**2 for s in IMAGENET_STDDEV_RGB],
-                                    axis=axis, name="normalization")(x)
-    offsets = {"unit": (1.0 / 128.0, -1.0), "lite": (1.0 / 128.0, -127.0 / 128.0), "inception": (1.0 / 127.5, -1.0)}
-    if kind not in offsets:
-        raise ValueError(f"Unknown preprocessing {kind!r}; expected imagenet_adapt, imagenet_or_unit, imagenet, "
-                         f"{', '.join(offsets)}.")
-    scale, offset = offsets[kind]
-    return layers.Rescaling(scale, offset=offset, name="rescaling")(x)
+    if not normalization.uniform and channels != len(normalization.mean):
+        normalization = UNIT
+    if normalization.uniform:
+        mean, std = normalization.mean[0], normalization.std[0]
+        return layers.Rescaling(1.0 / std, offset=-mean / std, name="rescaling")(x)
+    x = layers.Rescaling(1.0 / 255.0, name="rescaling")(x)
+    return layers.Normalization(mean=[m / 255.0 for m in normalization.mean],
+                                variance=[(s / 255.0) ** 2 for s in normalization.std], axis=axis,
+                                name=NORMALIZATION_LAYER)(x)
 
 
 def _stem(x, ops: Ops, family: Family, filters: int):
@@ -248,16 +257,16 @@ def build_efficientnet(
     classifier_activation: str | Callable | None = "softmax",
     include_preprocessing: bool = True,
     pretrained: bool = False,
-    imagenet_v1_rescaling: bool = False,
-    preprocessing: str | None = None,
+    normalization: Normalization | None = None,
+    keras_v1_variance: bool = False,
     max_input_size: int | None = None,
-) -> keras.Model:
+) -> EfficientNetModel:
     """Build an EfficientNet from block-args strings and scaling coefficients (no weights are loaded).
 
-    ``pretrained`` only tightens input checks (3 channels); ``imagenet_v1_rescaling`` adds the extra
-    ``rescaling_1`` layer keras.applications V1 uses with its ImageNet files. ``preprocessing`` overrides the
-    family's input normalization (a ``Family.preprocessing`` value), e.g. ``"unit"`` for V2-B0 weights trained on
-    [-1, 1] inputs. ``max_input_size``: the largest image side the relative-attention tables of Transformer
+    ``pretrained`` only tightens input checks (3 channels). ``normalization`` overrides the family's input
+    normalization (the numbers a pretrained config names, e.g. ``UNIT`` for V2-B0 weights trained on [-1, 1]
+    inputs); ``keras_v1_variance`` adds the extra ``rescaling_1`` layer keras.applications V1 uses with its
+    ImageNet files. The model's ``preprocessing`` (``network.get_preprocessing``) records both. ``max_input_size``: the largest image side the relative-attention tables of Transformer
     stages cover (they cover ``default_size`` and the static input size in any case).
     ``efficientnet_keras.models`` wraps this with weight loading for the named variants.
     """
@@ -286,9 +295,10 @@ def build_efficientnet(
 
     ops = Ops(family.activation, family.bn_momentum, family.bn_epsilon, family.padding)
     x = img_input
+    normalization = normalization or family.normalization
     if include_preprocessing:
-        x = input_normalization(x, preprocessing or family.preprocessing, img_input.shape[ops.bn_axis],
-                                imagenet_v1_rescaling, ops.bn_axis)
+        x = input_normalization(x, normalization, img_input.shape[ops.bn_axis], family.adapt_normalization,
+                                keras_v1_variance, ops.bn_axis)
     stem = family.stem_filters if family.stem_filters is not None else decoded[0].input_filters
     stem_filters = scale.filters(stem, fixed=family.fixed_stem_head)
     x = _stem(x, ops, family, stem_filters)
@@ -307,7 +317,8 @@ def build_efficientnet(
     # Keras maps the layer graph recursively (here and when it saves or clones the model): V2-XL (1,500+ layers)
     # needs more than Python's default depth, so the limit is raised for the process, never lowered.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
-    return keras.Model(inputs, x, name=name)
+    preprocessing = PreprocessingConfig.make(normalization, include_preprocessing, default_size)
+    return EfficientNetModel(inputs, x, name=name, preprocessing=preprocessing)
 
 
 def _largest_map(shape, channel_axis: int, default_size: int, max_input_size: int | None) -> tuple[int, int]:

@@ -188,6 +188,8 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
     inputs = keras.tree.map_structure(
         lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=private.producer(t).name), model.input)
     folded = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
+    if getattr(model, "preprocessing", None) is not None:  # clone_model passes the layer graph alone
+        folded.preprocessing = model.preprocessing
     for layer in model.layers:
         if layer.name in pairs or layer.name in convs or not layer.weights:
             continue

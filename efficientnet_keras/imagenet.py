@@ -40,7 +40,7 @@ def class_names(classes: int = 1000) -> list[str]:
 
 def preprocess_input(x, data_format: str | None = None):
     """A pass-through, as in keras.applications: the models take RGB in [0, 255] and normalize it themselves,
-    with the normalization their weights were trained with (``weights/registry.py`` ``NORMALIZATIONS``: ImageNet
+    with the normalization their weights were trained with (each weight set's config in ``weights/registry.py``, reported by ``get_preprocessing(model)``: ImageNet
     mean/std for V1 and V2-B0..B3 ImageNet-1k, [-1, 1] for V2-S/M/L/XL and every ImageNet-21k set and AdvProp,
     (x - 127) / 128 for Lite). Build with ``include_preprocessing=False`` to feed normalized inputs instead."""
     return x

@@ -9,13 +9,20 @@ Block strings are those of the official code: V1 and Lite from ``tpu/models/offi
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Callable, Sequence
 
 import keras
 
 from efficientnet_keras import builder
 from efficientnet_keras.builder import COATNET, COATNET_RW, Family, LITE, V1, V2, V2_B
+from efficientnet_keras.network import PreprocessingConfig
+from efficientnet_keras.normalization import IMAGENET, Normalization, get_normalization
 from efficientnet_keras.transforms import LEGACY_V1, OFFICIAL_V2, TIMM_COATNET, Preprocessing
+from efficientnet_keras.weights import load as weights_lib
+from efficientnet_keras.weights import registry, state_dict, timm_convert
+from efficientnet_keras.weights.official import official_model_name
+from efficientnet_keras.weights.registry import PretrainedConfig
 
 __all__ = ["Variant", "VARIANTS", "get_variant", "create_model", "DEFAULT_WEIGHTS"]
 
@@ -104,7 +111,7 @@ RW_NANO = _rw(COATNET_RW, "coatnet_nano_rw", conv=dict(se_activation="swish", se
                                                         pre_norm_activation=False, output_bias=True),
               transformer=dict(shortcut_bias=True))
 RW_DW = _rw(COATNET_RW, "coatnet_dw_rw", conv=dict(downsample="dw"))
-RW_BN = _rw(RW_DW, "coatnet_bn_rw", transformer=dict(norm="batchnorm"), preprocessing="imagenet",
+RW_BN = _rw(RW_DW, "coatnet_bn_rw", transformer=dict(norm="batchnorm"), normalization=IMAGENET,
             head=dataclasses.replace(RW_DW.head, norm="batchnorm"))
 RW_DW_SILU = _rw(RW_DW, "coatnet_dw_silu_rw", conv=dict(se_activation="swish", se_before_bn=False),
                  transformer=dict(shortcut_bias=True))
@@ -197,6 +204,40 @@ def get_variant(name: str) -> Variant:
     raise ValueError(f"Unknown EfficientNet variant {name!r}; expected one of: {', '.join(VARIANTS)}.")
 
 
+@dataclasses.dataclass(frozen=True)
+class _Weights:
+    """What ``weights=`` resolved to before the model is built: its pretrained config (None: none known), how to
+    load it into the built model, and whether the model needs keras.applications' V1 variance rescaling."""
+
+    config: PretrainedConfig | None = None
+    load: Callable[[keras.Model], None] = lambda model: None
+    keras_v1_variance: bool = False
+
+
+def _resolve_weights(v: Variant, weights, include_top: bool) -> _Weights:
+    """Find (and if need be download and convert) the weights before building, so a missing file fails fast."""
+    if weights is None:
+        return _Weights()
+    if isinstance(weights, str) and weights in weights_lib.WEIGHT_SETS:
+        def reference(config: PretrainedConfig) -> keras.Model:  # what an official archive is converted into
+            return create_model(v, weights=None, classes=config.classes, classifier_activation=None,
+                                normalization=config.normalization)
+
+        path, config, source = weights_lib.resolve(v.name, weights, include_top, build=reference)
+        return _Weights(config, lambda model: weights_lib.load_resolved(model, path, config, source),
+                        config.keras_v1_variance and source.kind == "keras_h5")
+    timm = isinstance(weights, str) and weights.startswith(weights_lib.TIMM_PREFIX)
+    if timm or state_dict.is_state_dict_path(weights):
+        name = weights[len(weights_lib.TIMM_PREFIX):] if timm else os.fspath(weights)
+        path = timm_convert.resolve_timm(name, timm_convert.timm_architecture(v.function, v.timm), v.function,
+                                         own=v.timm is not None) if timm else name
+        state, is_coatnet = state_dict.read_state_dict(path), v.family.transformer is not None
+        return _Weights(registry.timm_config(v.name, timm_convert.timm_name(name)),
+                        lambda model: state_dict.load_state_dict(model, state, os.fspath(weights), is_coatnet))
+    return _Weights(load=lambda model: weights_lib.load_file(model, weights,
+                                                             official_name=official_model_name(v.name)))
+
+
 def create_model(
     variant: str | Variant,
     include_top: bool = True,
@@ -210,31 +251,24 @@ def create_model(
     name: str | None = None,
     dropout_rate: float | None = None,
     drop_connect_rate: float | None = None,
-    normalization: str | None = None,
+    normalization: str | Normalization | None = None,
     max_input_size: int | None = None,
 ) -> keras.Model:
-    """Build a named variant and load its weights (``None``, a weight set name, ``"timm:<name>"`` or a path).
+    """Build a named variant, then load its weights (``None``, a weight set name, ``"timm:<name>"`` or a path).
 
-    ``normalization`` (a key of ``weights.registry.NORMALIZATIONS``) is the input normalization the model
-    applies; default: the one the weights were trained with, else the family's. ``max_input_size``: the largest
-    image side a CoAtNet's relative-attention tables cover (at least the variant's size and the static input's)."""
-    from efficientnet_keras.weights import load as weights_lib  # weights live beside the models
-
+    ``normalization`` (a ``Normalization`` or its name: ``"imagenet"``, ``"unit"``, ``"inception"``, ``"lite"``)
+    is the input normalization the model applies; default: the one the weights were trained with (their
+    pretrained config), else the family's. ``get_preprocessing(model)`` reports it with the input size and crop.
+    ``max_input_size``: the largest image side a CoAtNet's relative-attention tables cover (at least the
+    variant's size and the static input's)."""
     v = variant if isinstance(variant, Variant) else get_variant(variant)
     if weights == DEFAULT_WEIGHTS:  # the CLIs' default: "imagenet", or a CoAtNet's timm weights (or none)
         weights = v.default_weights
     pretrained, classes = weights_lib.check_weights_argument(v, weights, include_top, classes, classifier_activation)
-    # Resolve (and if need be download and convert) the weights before building, so a missing file fails fast.
-    resolved = timm_values = None
-    if isinstance(weights, str) and weights in weights_lib.WEIGHT_SETS:
-        resolved = weights_lib.resolve(v.name, weights, include_top)
-        normalization = normalization or resolved[1].normalization
-    elif isinstance(weights, str) and weights.startswith(weights_lib.TIMM_PREFIX):
-        from efficientnet_keras.weights import timm_convert
-
-        timm_values, timm_normalization = timm_convert.resolve_timm(weights[len(weights_lib.TIMM_PREFIX):], v)
-        normalization = normalization or timm_normalization
-    kind, v1_rescaling = _input_preprocessing(v, normalization)
+    norm = get_normalization(normalization) if normalization is not None else None
+    resolved = _resolve_weights(v, weights, include_top)
+    config = resolved.config
+    norm = norm or (config.normalization if config else v.family.normalization)
     model = builder.build_efficientnet(
         v.blocks,
         v.width,
@@ -252,48 +286,22 @@ def create_model(
         classifier_activation=classifier_activation,
         include_preprocessing=include_preprocessing,
         pretrained=pretrained,
-        imagenet_v1_rescaling=v1_rescaling,
-        preprocessing=kind,
+        normalization=norm,
+        keras_v1_variance=resolved.keras_v1_variance,
         max_input_size=max_input_size,
     )
-    if resolved is not None:
-        weights_lib.load_resolved(model, *resolved)
-    elif timm_values is not None and v.family.transformer is not None:  # timm maxxvit.py's layout
-        from efficientnet_keras.weights.timm_coatnet import coatnet_to_keras
-
-        coatnet_to_keras(model, timm_values, source=weights)
-    elif timm_values is not None:
-        timm_convert.timm_to_keras(model, timm_values, source=weights, normalization=normalization)
-    elif weights is not None:
-        from efficientnet_keras.weights.official import official_model_name
-
-        weights_lib.load_file(model, weights, official_name=official_model_name(v.name))
-    elif normalization and kind is None and v.family.preprocessing == "imagenet_adapt":
-        from efficientnet_keras.weights.official import set_input_normalization
-
-        set_input_normalization(model, normalization)
+    resolved.load(model)
+    transform = config.transform if config and config.transform else v.preprocessing
+    model.preprocessing = PreprocessingConfig.make(norm, include_preprocessing, _input_size(model, v.resolution),
+                                                   transform, None if weights is None else os.fspath(weights))
     return model
 
 
-def _input_preprocessing(v: Variant, normalization: str | None) -> tuple[str | None, bool]:
-    """The builder's preprocessing kind (None: the family's) and keras.applications' V1 extra rescaling, for a
-    weight set's normalization. V1 takes any (its Normalization layer holds the numbers as weights); V2-B0..B3
-    ImageNet mean/std or [-1, 1]; V2-S+ and Lite one each."""
-    from efficientnet_keras.weights.registry import NORMALIZATIONS
-
-    if normalization is None:
-        return None, False
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"Unknown normalization {normalization!r}; expected one of {', '.join(NORMALIZATIONS)}.")
-    family_kind = v.family.preprocessing
-    if family_kind == "imagenet_adapt":
-        return None, normalization == "keras_v1"
-    allowed = {"imagenet_or_unit": ("imagenet", "unit"), "unit": ("unit",), "lite": ("lite",),
-               "inception": ("inception",), "imagenet": ("imagenet",)}[family_kind]
-    if normalization not in allowed:
-        raise ValueError(f"{v.function} normalizes its input as {' or '.join(allowed)}; got normalization="
-                         f"{normalization!r}.")
-    return (normalization if family_kind == "imagenet_or_unit" else None), False
+def _input_size(model: keras.Model, default: int) -> int:
+    """The model's static square input side, else the variant's evaluation size."""
+    shape = model.input_shape
+    height, width = shape[2:4] if keras.backend.image_data_format() == "channels_first" else shape[1:3]
+    return height if height is not None and height == width else default
 
 
 _DOC = """Instantiates the {function} architecture ({name}: width {width}, depth {depth}, {resolution} px).
@@ -355,9 +363,7 @@ def _make_constructor(v: Variant) -> Callable[..., keras.Model]:
 
     constructor.__name__ = constructor.__qualname__ = v.function
     constructor.__module__ = "efficientnet_keras"
-    from efficientnet_keras.weights.registry import weight_sets
-
-    sets = ", ".join(f'``"{s}"``' for s in weight_sets(v.name)) or "none registered"
+    sets = ", ".join(f'``"{s}"``' for s in registry.weight_sets(v.name)) or "none registered"
     constructor.__doc__ = _DOC.format(**dataclasses.asdict(v), sets=sets, default=v.default_weights)
     return constructor
 

@@ -116,7 +116,7 @@ def test_timm_logits_equal_at_224_and_with_cropped_and_interpolated_tables(funct
     reference = _timm_model(v.timm, **timm_kwargs)
     state = _state(reference)
     torch.save(reference.state_dict(), tmp_path / "coatnet.pth")
-    normalization = v.family.preprocessing
+    normalization = v.family.normalization.name
 
     # 224 px through weights="timm:<path>", and the same weights at 160 px in a model of unknown input size:
     # its 7x7 and 14x14 tables (from 224) are read at their centre for 5x5 and 10x10 maps.

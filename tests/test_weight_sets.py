@@ -17,6 +17,7 @@ import official_checkpoint as oc
 from efficientnet_keras.weights import load as load_lib
 from efficientnet_keras.weights import registry
 from efficientnet_keras.weights.check import sample_photos
+from efficientnet_keras.normalization import IMAGENET, Normalization
 from efficientnet_keras.imagenet import class_index, class_names, decode_predictions
 from efficientnet_keras.transforms import eval_transform
 
@@ -151,22 +152,26 @@ def test_classes_must_match_the_sets_head():
 
 
 def test_registry_rows_are_consistent():
-    sets = {(r.variant, r.weight_set) for r in registry.REGISTRY}
+    sets = {(c.variant, c.weight_set) for c in registry.CONFIGS}
+    assert len(sets) == len(registry.CONFIGS), "one config per (variant, weight set)"
     assert {s for v, s in sets if v == "efficientnetv2-xl"} == {"imagenet21k", "imagenet21k-ft1k"}
     assert {s for v, s in sets if v == "efficientnetb7"} == {"imagenet", "noisy-student", "advprop"}
     assert all((f"efficientnet-lite{n}", "imagenet") in sets for n in range(5))
-    for r in registry.REGISTRY:
-        assert r.normalization in registry.NORMALIZATIONS
-        assert (r.classes == 21843) == (r.weight_set == "imagenet21k") == r.multi_label
-        if r.kind == "official_tf":
-            assert r.url.startswith("https://storage.googleapis.com/cloud-tpu-checkpoints/efficientnet/")
-            assert r.file_hash is None and r.file_name == f"{r.variant}.{r.weight_set}.h5"
-        else:
-            assert r.file_hash
-    # every row of one (variant, set) agrees on what the set is
-    for variant, weight_set in sets:
-        rows = [r for r in registry.REGISTRY if (r.variant, r.weight_set) == (variant, weight_set)]
-        assert len({(r.classes, r.normalization, r.top1) for r in rows}) == 1, rows
+    variants = {v.name for v in ek.VARIANTS.values()}
+    for config in registry.CONFIGS:
+        assert config.variant in variants and config.sources
+        assert isinstance(config.normalization, Normalization) and len(config.normalization.mean) == 3
+        assert (config.classes == 21843) == (config.weight_set == "imagenet21k") == config.multi_label
+        assert config.weight_set.startswith("timm:") == bool(config.timm) == (config.sources[0].kind == "timm_hub")
+        for source in config.sources:
+            assert source.kind in (*load_lib.CONVERTERS, "timm_hub")
+            if source.kind == "official_tf":
+                assert source.url.startswith("https://storage.googleapis.com/cloud-tpu-checkpoints/efficientnet/")
+                assert source.file_hash is None and source.file_name == f"{config.variant}.{config.weight_set}.h5"
+            elif source.kind != "timm_hub":
+                assert source.file_hash
+    # keras.applications' V1 ImageNet files alone store std as the variance
+    assert {c.variant for c in registry.CONFIGS if c.keras_v1_variance} == {f"efficientnetb{b}" for b in range(8)}
 
 
 @pytest.mark.parametrize("function, weight_set, first_layers", [
@@ -176,9 +181,10 @@ def test_registry_rows_are_consistent():
 ])
 def test_preprocessing_follows_the_weight_set(monkeypatch, function, weight_set, first_layers):
     """The set's normalization is built in (resolution is stubbed: the archives are not here)."""
-    src = registry.set_info(ek.models.get_variant(function).name, weight_set) if weight_set else None
-    monkeypatch.setattr(load_lib, "resolve", lambda variant, weight_set, include_top: ("unused", src))
-    monkeypatch.setattr(load_lib, "load_resolved", lambda model, path, source: None)
+    config = registry.config_for(ek.models.get_variant(function).name, weight_set) if weight_set else None
+    monkeypatch.setattr(load_lib, "resolve", lambda variant, weight_set, include_top, build=None:
+                        ("unused", config, config.sources[0]))
+    monkeypatch.setattr(load_lib, "load_resolved", lambda model, path, config, source: None)
     model = getattr(ek, function)(weights=weight_set, include_top=weight_set == "imagenet21k",
                                   input_shape=(64, 64, 3))
     names = [layer.name for layer in model.layers[1:4]]
@@ -189,6 +195,8 @@ def test_preprocessing_follows_the_weight_set(monkeypatch, function, weight_set,
     first = keras.Model(model.inputs, model.get_layer(first_layers[-1]).output)
     expected = (255.0 - 128.0) / 128.0 if weight_set else (1.0 - 0.485) / 0.229
     np.testing.assert_allclose(first.predict(x, verbose=0)[0, 0, 0, 0], expected, rtol=1e-5)
+    assert ek.get_preprocessing(model).normalization == (config.normalization if config else IMAGENET)
+    assert ek.get_preprocessing(model).weights == weight_set
 
 
 def test_v1_sets_normalize_as_trained():
@@ -201,8 +209,24 @@ def test_v1_sets_normalize_as_trained():
         first = keras.Model(model.inputs, model.get_layer("normalization").output)
         np.testing.assert_allclose(first.predict(np.full((1, 32, 32, 3), 255.0), verbose=0)[0, 0, 0, 0], expected,
                                    rtol=1e-5)
-    with pytest.raises(ValueError, match="EfficientNetLite0 normalizes its input as lite; got normalization='unit'"):
-        create_model("EfficientNetLite0", weights=None, normalization="unit")
+    lite = create_model("EfficientNetLite0", weights=None, input_shape=(32, 32, 3), normalization="unit")
+    first = keras.Model(lite.inputs, lite.get_layer("rescaling").output)
+    np.testing.assert_allclose(first.predict(np.full((1, 32, 32, 3), 64.0), verbose=0)[0, 0, 0], -0.5, rtol=1e-6)
+    with pytest.raises(ValueError, match="Unknown normalization 'keras_v1'; expected one of imagenet, unit, "
+                                         "inception, lite, or a Normalization"):
+        create_model("EfficientNetLite0", weights=None, normalization="keras_v1")
+
+
+def test_a_random_v1_model_normalizes_with_the_imagenet_numbers():
+    """Without weights, V1's Normalization layer holds the ImageNet mean and variance (keras.applications leaves
+    it at 0 and 1 for a weight file to fill), so a model trained from scratch sees normalized input."""
+    model = ek.EfficientNetB0(weights=None)
+    mean, variance, count = model.get_layer("normalization").get_weights()
+    np.testing.assert_allclose(mean, [0.485, 0.456, 0.406], rtol=1e-6)
+    np.testing.assert_allclose(variance, np.square([0.229, 0.224, 0.225]), rtol=1e-6)
+    first = keras.Model(model.inputs, model.get_layer("normalization").output)  # the numbers are in use
+    np.testing.assert_allclose(first.predict(np.full((1, 224, 224, 3), 255.0), verbose=0)[0, 0, 0],
+                               (1 - np.array([0.485, 0.456, 0.406])) / [0.229, 0.224, 0.225], rtol=1e-5)
 
 
 def test_imagenet21k_class_names_ship():
@@ -255,7 +279,7 @@ def test_imagenet21k_archive_is_converted_with_its_head_and_checked_on_21k_class
     tensors = oc.keras_to_official(random_21k, "efficientnetv2-b0")
     assert tensors["efficientnetv2-b0/head/dense/kernel/ExponentialMovingAverage"].shape == (1280, 21843)
     oc.write_archive(str(keras_home / "efficientnetv2-b0-21k.tgz"), "efficientnetv2-b0-21k", tensors)
-    with pytest.raises(ValueError, match=r"efficientnetv2-b0-21k.tgz \(EfficientNetV2B0, imagenet21k\) failed the "
+    with pytest.raises(ValueError, match=r"efficientnetv2-b0-21k.tgz \(efficientnetv2-b0, imagenet21k\) failed the "
                                          r"content check"):
         ek.EfficientNetV2B0(weights="imagenet21k")
     assert not (keras_home / "efficientnetv2-b0.imagenet21k.h5").exists()

@@ -98,8 +98,8 @@ def test_cache_is_used_offline_and_hash_checked(tmp_path, monkeypatch):
     monkeypatch.setattr(weights_lib.load, "_installed_package_file", lambda s: None)
     cached = tmp_path / "models" / source.file_name
     cached.write_bytes(open(_lite0_pth(), "rb").read())
-    path, found = weights_lib.resolve_imagenet("efficientnet-lite0", True)
-    assert path == str(cached) and found is source
+    path, config, found = weights_lib.resolve_imagenet("efficientnet-lite0", True)
+    assert path == str(cached) and found is source and config.weight_set == "imagenet"
     cached.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="sha256 .* expected 579344248a93"):
         weights_lib.resolve_imagenet("efficientnet-lite0", True)
@@ -127,7 +127,7 @@ def test_converter_rejects_a_state_dict_for_another_variant(needs_torch):
 
 
 def test_converter_cli_writes_a_loadable_keras_file(tmp_path, needs_torch):
-    from efficientnet_keras.weights.convert import main
+    from efficientnet_keras.convert import main
 
     out = str(tmp_path / "lite0.weights.h5")
     assert main(["EfficientNetLite0", _lite0_pth(), out]) == 0

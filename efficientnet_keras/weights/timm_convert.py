@@ -20,52 +20,27 @@ from typing import Mapping
 import keras
 import numpy as np
 
-from efficientnet_keras.weights.convert import (assign_layers, block_layer_roles, block_prefixes,
-                                                load_torch_state_dict, torch_to_keras)
+from efficientnet_keras.weights.convert import assign_layers, block_layer_roles, block_prefixes, torch_to_keras
 
-__all__ = ["resolve_timm", "timm_to_keras", "timm_architecture", "timm_normalization"]
+__all__ = ["resolve_timm", "timm_to_keras", "timm_architecture", "timm_name"]
 
 _TOP = {"conv_stem": "stem_conv", "bn1": "stem_bn", "conv_head": "top_conv", "bn2": "top_bn",
         "classifier": "predictions"}
 _CONV_ORDER = ("conv", "conv_exp", "conv_pw", "conv_pwl")  # a block's non-depthwise convolutions, in creation order
 
 
-def timm_architecture(function: str) -> str:
-    """The timm ``tf_`` port of a variant: ``EfficientNetV2S`` -> ``tf_efficientnetv2_s``; CoAtNets their own."""
-    from efficientnet_keras.models import get_variant
-
-    own = get_variant(function).timm
+def timm_architecture(function: str, own: str | None = None) -> str:
+    """The timm ``tf_`` port of a variant: ``EfficientNetV2S`` -> ``tf_efficientnetv2_s``; ``own``: the variant's
+    own timm architecture, where it has one (CoAtNet)."""
     if own:
         return own
     m = re.fullmatch(r"EfficientNet(V2)?(B\d|S|M|L|XL|Lite\d)", function)
+    if m is None:
+        raise ValueError(f"{function} has no timm tf_ port.")
     suffix = m.group(2).lower()
     if suffix.startswith("lite"):
         return f"tf_efficientnet_lite{suffix[4:]}"
     return f"tf_efficientnet{'v2' if m.group(1) else ''}_{suffix}"
-
-
-def timm_normalization(name: str, variant) -> str:
-    """The normalization a timm weight tag was trained with (the official one: timm's configs approximate
-    [-1, 1] as mean/std 0.5): AdvProp (``ap``) and ImageNet-21k tags [-1, 1], Lite ``lite``, else the family's
-    ImageNet-1k one."""
-    tag = os.path.basename(name).lower()
-    if variant.timm:  # CoAtNet: timm's configs are the reference (mean/std 0.5 = inception, or ImageNet's)
-        return variant.family.preprocessing
-    if variant.family.name == "lite":
-        return "lite"
-    if re.search(r"(^|[._])ap([._]|$)|in21k", tag):
-        return "inception" if variant.family.name == "v1" else "unit"
-    return "imagenet" if variant.family.preprocessing in ("imagenet_adapt", "imagenet_or_unit") else "unit"
-
-
-def _read(path: str) -> dict[str, np.ndarray]:
-    if path.endswith(".safetensors"):
-        try:
-            from safetensors.numpy import load_file
-        except ImportError as e:
-            raise ImportError(f"Reading {path} needs safetensors: pip install safetensors") from e
-        return load_file(path)
-    return load_torch_state_dict(path)
 
 
 def _hub_file(name: str) -> str:
@@ -97,18 +72,28 @@ def _hub_file(name: str) -> str:
                          "once instead of retrying the network.") from None
 
 
-def resolve_timm(name: str, variant) -> tuple[dict[str, np.ndarray], str]:
-    """The state dict of ``timm:<name>`` and the normalization its weights were trained with."""
+def resolve_timm(name: str, expected_architecture: str, function: str, own: bool = False) -> str:
+    """The local path of ``timm:<name>``'s state dict: the file ``name``, or ``timm/<name>`` from the Hugging Face
+    cache (downloaded when allowed). ``expected_architecture``: the timm architecture ``function`` takes (``own``:
+    the variant's own configuration, not a ``tf_`` port)."""
     if os.path.isfile(name):
-        return _read(name), timm_normalization(name, variant)
+        return name
     if os.sep in name or name.endswith((".safetensors", ".pth", ".bin")):
         raise ValueError(f'weights="timm:{name}": no such file.')
-    expected = timm_architecture(variant.function)
-    if name.split(".")[0] != expected:
-        why = "its configuration" if variant.timm else "timm's tf_ ports pad as the official code"
-        raise ValueError(f'weights="timm:{name}" is timm\'s {name.split(".")[0]}; {variant.function} takes '
-                         f"{expected}.<tag> ({why}).")
-    return _read(_hub_file(name)), timm_normalization(name, variant)
+    if name.split(".")[0] != expected_architecture:
+        why = "its configuration" if own else "timm's tf_ ports pad as the official code"
+        raise ValueError(f'weights="timm:{name}" is timm\'s {name.split(".")[0]}; {function} takes '
+                         f"{expected_architecture}.<tag> ({why}).")
+    return _hub_file(name)
+
+
+def timm_name(path_or_name: str) -> str:
+    """``<architecture>.<tag>`` of a hub name or of a file named so (``tf_efficientnet_b0.ap_in1k.safetensors``)."""
+    base = os.path.basename(path_or_name)
+    for suffix in (".safetensors", ".pth", ".pt", ".bin"):
+        if base.endswith(suffix):
+            return base[: -len(suffix)]
+    return base
 
 
 def _target(key: str, blocks: list[str], roles, block_keys: list[tuple[int, int]],
@@ -135,14 +120,10 @@ def _target(key: str, blocks: list[str], roles, block_keys: list[tuple[int, int]
     return (names[index] if index < len(names) else None), param
 
 
-def timm_to_keras(model: keras.Model, state_dict: Mapping[str, np.ndarray], source: str = "timm",
-                  normalization: str | None = None) -> None:
+def timm_to_keras(model: keras.Model, state_dict: Mapping[str, np.ndarray], source: str = "timm") -> None:
     """Copy a timm ``tf_`` EfficientNet state dict into ``model`` in place, every tensor used exactly once.
 
-    The classifier is skipped when the model has no top; a V1 model's Normalization weights are set to
-    ``normalization``. Raises ValueError naming the first tensor without a layer or the first shape that differs."""
-    from efficientnet_keras.weights.official import input_normalization
-
+    The classifier is skipped when the model has no top (the input normalization is the builder's). Raises ValueError naming the first tensor without a layer or the first shape that differs."""
     state = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
     layers = {layer.name: layer for layer in model.layers}
     blocks, roles = block_prefixes(model), block_layer_roles(model)
@@ -166,6 +147,4 @@ def timm_to_keras(model: keras.Model, state_dict: Mapping[str, np.ndarray], sour
             array = array.astype(np.float32)
         var, value = torch_to_keras(param, array, layers[name])
         assigned.setdefault(name, {})[var] = value
-    if normalization:
-        assigned.update(input_normalization(model, normalization))
     assign_layers(model, assigned, source)
