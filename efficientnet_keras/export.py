@@ -31,7 +31,7 @@ import numpy as np
 
 from efficientnet_keras import _keras_private as private
 from efficientnet_keras.layers import FoldedBatchNorm, set_layer_weights
-from efficientnet_keras.transforms import IMAGE_EXTENSIONS, LEGACY_V1, Preprocessing, saved_eval_transform
+from efficientnet_keras.transforms import IMAGE_EXTENSIONS, LEGACY_V1, MAX_PIXELS, Preprocessing, saved_eval_transform
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"
@@ -245,12 +245,18 @@ def _prepare_output(path: str, overwrite: bool) -> None:
             gfile.remove(path)
 
 
-def serving_functions(servable: Servable, top_k: int | None = None) -> dict[str, tuple[Callable, list]]:
+def serving_functions(servable: Servable, top_k: int | None = None,
+                      max_pixels: int | None = MAX_PIXELS) -> dict[str, tuple[Callable, list]]:
     """``{signature name: (function, input signature)}`` of the exported SavedModel (TensorFlow ops); ``top_k``
-    classes per image, by default min(5, classes)."""
+    classes per image, by default min(5, classes). An image whose header claims more than ``max_pixels`` pixels
+    is answered INVALID_ARGUMENT before it is decoded (``transforms.check_pixels``): the server's memory stays
+    flat."""
     import tensorflow as tf
 
     from efficientnet_keras.transforms import decode_rgb, eval_transform
+
+    if max_pixels is not None and max_pixels < 1:
+        raise ValueError(f"max_pixels must be a positive number of pixels (or None: no limit), got {max_pixels}.")
 
     classes = len(servable.class_names)
     top_k = min(DEFAULT_TOP_K, classes) if top_k is None else top_k
@@ -267,7 +273,8 @@ def serving_functions(servable: Servable, top_k: int | None = None) -> dict[str,
         return {"class_ids": top.indices, "class_names": tf.gather(names, top.indices), "probabilities": top.values}
 
     def decode(image_bytes):
-        return eval_transform(decode_rgb(image_bytes), size, servable.preprocessing, servable.crop_fraction)
+        return eval_transform(decode_rgb(image_bytes, max_pixels), size, servable.preprocessing,
+                              servable.crop_fraction)
 
     def serve_bytes(image_bytes):
         images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
@@ -283,7 +290,7 @@ def serving_functions(servable: Servable, top_k: int | None = None) -> dict[str,
 
 
 def export_saved_model(servable: Servable, export_dir: str, version: int | None = None, top_k: int | None = None,
-                       overwrite: bool = False) -> str:
+                       overwrite: bool = False, max_pixels: int | None = MAX_PIXELS) -> str:
     """Write ``<export_dir>/<version>/`` (a SavedModel with the two signatures above); return its path."""
     _require_tensorflow_backend()
     version = next_version(export_dir) if version is None else version
@@ -291,7 +298,7 @@ def export_saved_model(servable: Servable, export_dir: str, version: int | None 
         raise ValueError(f"version must be a non-negative integer, got {version}.")
     path = f"{export_dir.rstrip('/')}/{version}"
     top_k = min(DEFAULT_TOP_K, len(servable.class_names)) if top_k is None else top_k
-    functions = serving_functions(servable, top_k)  # validates top_k before anything is written
+    functions = serving_functions(servable, top_k, max_pixels)  # validates its arguments before anything is written
     _prepare_output(path, overwrite)
     archive = keras.export.ExportArchive()
     archive.track(servable.model)
@@ -451,6 +458,8 @@ def _define_flags():
     flags.DEFINE_string("calibration_data", None, "For tflite_int8: a folder of images or a dataset name.")
     flags.DEFINE_integer("calibration_examples", 200, "How many calibration images to use.", lower_bound=1)
     flags.DEFINE_bool("overwrite", False, "Replace an existing, non-empty version folder or TFLite file.")
+    flags.DEFINE_integer("max_pixels", MAX_PIXELS, "The SavedModel answers INVALID_ARGUMENT, before decoding, for an "
+                         "image whose header claims more pixels than this.", lower_bound=1)
 
 
 def main(argv: list[str]) -> None:
@@ -467,7 +476,7 @@ def main(argv: list[str]) -> None:
         if f.format == "saved_model":
             if not f.export_dir:
                 raise ValueError("--format=saved_model needs --export_dir.")
-            path = export_saved_model(servable, f.export_dir, f.version, f.top_k, f.overwrite)
+            path = export_saved_model(servable, f.export_dir, f.version, f.top_k, f.overwrite, f.max_pixels)
         else:
             if not f.output:
                 raise ValueError(f"--format={f.format} needs --output=FILE.tflite.")

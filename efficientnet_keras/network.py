@@ -71,6 +71,14 @@ class EfficientNetModel(keras.Model):
     def preprocessing(self, value: PreprocessingConfig) -> None:
         self._preprocessing = value
 
+    def set_weights(self, weights) -> None:
+        """``keras.Model.set_weights``, and V1's input ``Normalization`` then uses the mean and variance just set
+        (Keras computes them from its weights only when it builds or loads the layer)."""
+        super().set_weights(weights)
+        for layer in self.layers:
+            if isinstance(layer, keras.layers.Normalization):
+                layer.finalize_state()
+
     def get_config(self):
         config = super().get_config()
         if self._preprocessing is not None:

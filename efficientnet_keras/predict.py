@@ -16,6 +16,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from efficientnet_keras.transforms import DEFAULT_CROP_FRACTION, LEGACY_V1, MAX_PIXELS, Preprocessing  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "EfficientNetLite0", "A variant (EfficientNetLite0, EfficientNetV2S, ...: ImageNet "
                     "classes), a training run folder or its .keras file (the run's classes and evaluation "
@@ -25,10 +27,11 @@ flags.DEFINE_string("weights", "default", '"default" (the constructor\'s: "image
                     'a weight set ("imagenet", "imagenet21k-ft1k", "imagenet21k", "noisy-student", "advprop"), '
                     '"timm:<name>", an official checkpoint or a weights file.')
 flags.DEFINE_integer("top", 5, "How many classes to print per image.", lower_bound=1, upper_bound=21843)
+flags.DEFINE_integer("max_pixels", MAX_PIXELS, "Refuse an image whose header claims more pixels than this, before "
+                     "decoding it.", lower_bound=1)
 flags.DEFINE_float("crop_fraction", None, "Central crop kept before resizing (default: the variant's official "
                    "evaluation crop, size/(size+32); V2-S/M/L/XL at 320 px and up: the whole image).")
 
-from efficientnet_keras.transforms import DEFAULT_CROP_FRACTION, LEGACY_V1, Preprocessing  # noqa: E402
 
 
 def sample_images() -> dict[str, np.ndarray]:
@@ -39,13 +42,21 @@ def sample_images() -> dict[str, np.ndarray]:
     return {"chelsea (cat)": photos["cat.jpg"], "coffee (espresso)": photos["espresso.jpg"]}
 
 
-def load_image(path: str) -> np.ndarray:
+def load_image(path: str, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    """An image file as uint8 RGB; one whose header claims more than ``max_pixels`` pixels is refused unread."""
     import tensorflow as tf
+
+    from efficientnet_keras.transforms import decode_rgb, header_size
 
     if not os.path.isfile(path):
         raise SystemExit(f"error: image file not found: {path}")
+    encoded = tf.io.read_file(path)
     try:
-        return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).numpy()
+        height, width = (int(v) for v in header_size(encoded))
+        if max_pixels is not None and height * width > max_pixels:
+            raise SystemExit(f"error: {path} is {width}x{height} pixels (from its header): above the limit of "
+                             f"{max_pixels} pixels, so it was not decoded. Downscale it, or raise --max_pixels.")
+        return decode_rgb(encoded, max_pixels=None).numpy()
     except tf.errors.InvalidArgumentError as e:
         raise SystemExit(f"error: {path} is not a JPEG/PNG/BMP/GIF image: {e.message}") from None
 
@@ -119,9 +130,9 @@ def _print(results: dict) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from efficientnet_keras import create_model, export, get_variant
+    from efficientnet_keras import create_model, export, get_preprocessing
 
-    images = {p: load_image(p) for p in FLAGS.images} if FLAGS.images else sample_images()
+    images = {p: load_image(p, FLAGS.max_pixels) for p in FLAGS.images} if FLAGS.images else sample_images()
     try:
         if _is_saved_model(FLAGS.model):
             import tensorflow as tf
@@ -137,8 +148,7 @@ def main(argv: list[str]) -> None:
         model = create_model(FLAGS.model, weights=FLAGS.weights)
     except ValueError as e:  # bad model name, missing weights: the message says what to do
         raise SystemExit(f"error: {e}") from None
-    preprocessing = get_variant(FLAGS.model).preprocessing
-    _print(classify(model, images, FLAGS.top, FLAGS.crop_fraction, preprocessing))
+    _print(classify(model, images, FLAGS.top, FLAGS.crop_fraction, get_preprocessing(model).transform))
 
 
 def run() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["DEFAULT_CROP_FRACTION", "IMAGE_EXTENSIONS", "Preprocessing", "OFFICIAL_V2", "LEGACY_V1", "TIMM_COATNET",
+__all__ = ["DEFAULT_CROP_FRACTION", "IMAGE_EXTENSIONS", "MAX_PIXELS", "header_size", "check_pixels", "Preprocessing", "OFFICIAL_V2", "LEGACY_V1", "TIMM_COATNET",
            "decode_rgb", "resize", "RESIZE_METHODS",
            "to_rgb_float", "decode_whole", "central_window", "center_crop", "eval_transform", "saved_eval_transform"]
 
@@ -17,12 +17,69 @@ DEFAULT_CROP_FRACTION = 0.875  # 224 / 256, the official evaluation crop
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")  # what decode_rgb reads
 
 
-def decode_rgb(encoded) -> "tf.Tensor":
-    """Encoded JPEG/PNG/GIF/BMP bytes to uint8 RGB [H, W, 3]: grayscale is replicated, alpha dropped, CMYK JPEG
-    converted (libjpeg), a GIF's first frame taken."""
+# The most pixels an image may have to be decoded: a 40-megapixel photo (7300x5475) is larger than any camera's
+# JPEG we know of a 2020s phone to write; its decode takes 120 MB. A header claiming more is refused before
+# anything is allocated (a 1.1 MB PNG can claim 20000x20000 pixels: 1.2 GB decoded, 4.8 GB as float32).
+MAX_PIXELS = 40_000_000
+
+
+def header_size(encoded) -> tuple["tf.Tensor", "tf.Tensor"]:
+    """(height, width), int64, that an encoded image's header claims, read without decoding: JPEG from its frame
+    header (``extract_jpeg_shape``), PNG from IHDR, GIF from the logical screen, BMP from BITMAPINFOHEADER (a
+    negative height is a top-down image). (0, 0) for any other bytes: the decoder refuses those itself."""
     import tensorflow as tf
 
-    return tf.ensure_shape(tf.io.decode_image(encoded, channels=3, expand_animations=False), [None, None, 3])
+    head = tf.io.decode_raw(tf.strings.substr(encoded, 0, 26), tf.uint8)
+    b = tf.cast(tf.pad(head, [[0, 26 - tf.shape(head)[0]]]), tf.int64)
+
+    def big_endian(i):  # PNG's 4-byte fields
+        return b[i] * 16777216 + b[i + 1] * 65536 + b[i + 2] * 256 + b[i + 3]
+
+    def little_endian(i, n):
+        return sum(b[i + k] * 256 ** k for k in range(n))
+
+    def bmp_height():
+        height = little_endian(22, 4)
+        return tf.where(height >= 2 ** 31, 2 ** 32 - height, height)
+
+    png = tf.reduce_all(tf.equal(b[:4], [0x89, 0x50, 0x4E, 0x47]))
+    gif = tf.reduce_all(tf.equal(b[:4], [0x47, 0x49, 0x46, 0x38]))
+    bmp = tf.reduce_all(tf.equal(b[:2], [0x42, 0x4D]))
+    zero = tf.constant(0, tf.int64)
+    return tf.case([
+        (tf.io.is_jpeg(encoded), lambda: tuple(tf.unstack(tf.cast(tf.image.extract_jpeg_shape(encoded)[:2],
+                                                                  tf.int64)))),
+        (png, lambda: (big_endian(20), big_endian(16))),
+        (gif, lambda: (little_endian(8, 2), little_endian(6, 2))),
+        (bmp, lambda: (bmp_height(), little_endian(18, 4))),
+    ], default=lambda: (zero, zero), exclusive=False)
+
+
+def check_pixels(encoded, max_pixels: int | None = MAX_PIXELS) -> "tf.Operation | None":
+    """An op that fails with INVALID_ARGUMENT, naming the size and the limit, when the header of ``encoded``
+    claims more than ``max_pixels`` pixels (None: no limit; the op is then None)."""
+    import tensorflow as tf
+
+    if max_pixels is None:
+        return None
+    height, width = header_size(encoded)
+    message = tf.strings.format(
+        "The image is {}x{} pixels (width x height, from its header): above the limit of {} pixels. Send it "
+        "downscaled (the model sees a few hundred pixels a side), or raise the limit (max_pixels / --max_pixels).",
+        (width, height, max_pixels))
+    return tf.debugging.Assert(height * width <= max_pixels, [message])
+
+
+def decode_rgb(encoded, max_pixels: int | None = MAX_PIXELS) -> "tf.Tensor":
+    """Encoded JPEG/PNG/GIF/BMP bytes to uint8 RGB [H, W, 3]: grayscale is replicated, alpha dropped, CMYK JPEG
+    converted (libjpeg), a GIF's first frame taken. An image whose header claims more than ``max_pixels`` pixels
+    is refused before it is decoded (``check_pixels``)."""
+    import tensorflow as tf
+
+    check = check_pixels(encoded, max_pixels)
+    with tf.control_dependencies([check] if check is not None else []):
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    return tf.ensure_shape(image, [None, None, 3])
 
 
 def to_rgb_float(image) -> "tf.Tensor":
@@ -130,16 +187,16 @@ def central_window(height, width, crop_fraction, round_offset_up: bool = False) 
 
 
 def center_crop(image, size: int, crop_fraction: float | None = DEFAULT_CROP_FRACTION, method: str = "bicubic",
-                round_offset_up: bool = False) -> "tf.Tensor":
+                round_offset_up: bool = False, max_pixels: int | None = MAX_PIXELS) -> "tf.Tensor":
     """Central ``crop_fraction`` of the shorter side (truncated to whole pixels, as the official code), resized to
     ``size``: the evaluation transform; float32 RGB in [0, 255]. ``crop_fraction=None`` resizes the whole image.
-    ``image`` is a decoded image or encoded bytes (tf.string)."""
+    ``image`` is a decoded image or encoded bytes (tf.string, decoded within ``max_pixels``)."""
     import tensorflow as tf
 
     if crop_fraction is not None and not 0 < crop_fraction <= 1:
         raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}.")
     image = tf.convert_to_tensor(image)
-    image = to_rgb_float(decode_rgb(image) if image.dtype == tf.string else image)
+    image = to_rgb_float(decode_rgb(image, max_pixels) if image.dtype == tf.string else image)
     if crop_fraction is not None:
         shape = tf.shape(image)
         top, left, side = central_window(shape[0], shape[1], crop_fraction, round_offset_up)
@@ -153,17 +210,17 @@ def center_crop(image, size: int, crop_fraction: float | None = DEFAULT_CROP_FRA
 
 
 def eval_transform(image, size: int, preprocessing: Preprocessing = LEGACY_V1,
-                   crop_fraction: float | None = None) -> "tf.Tensor":
+                   crop_fraction: float | None = None, max_pixels: int | None = MAX_PIXELS) -> "tf.Tensor":
     """A variant's official evaluation transform at ``size``; ``crop_fraction`` overrides its crop."""
     fraction = crop_fraction if crop_fraction is not None else preprocessing.crop_fraction(size)
-    return center_crop(image, size, fraction, preprocessing.resize, preprocessing.round_offset_up)
+    return center_crop(image, size, fraction, preprocessing.resize, preprocessing.round_offset_up, max_pixels)
 
 
-def decode_whole(image) -> "tf.Tensor":
+def decode_whole(image, max_pixels: int | None = MAX_PIXELS) -> "tf.Tensor":
     """Encoded bytes or a decoded image, as the whole image in RGB (its dtype kept for a decoded one)."""
     import tensorflow as tf
 
     image = tf.convert_to_tensor(image)
     if image.dtype == tf.string:
-        return decode_rgb(image)
+        return decode_rgb(image, max_pixels)
     return tf.cast(to_rgb_float(image), image.dtype)

@@ -84,3 +84,30 @@ def real_photos() -> list:
     from skimage import data as photos
 
     return [photos.chelsea(), photos.coffee(), photos.astronaut(), photos.rocket()]
+
+
+def oversized_png(width: int = 20000, height: int = 20000) -> bytes:
+    """A valid PNG of ``width`` x ``height`` black greyscale pixels, streamed through zlib row by row: 20000x20000
+    is 1.1 MB encoded and 400 MB decoded (1.2 GB as RGB), the hostile request a server must refuse."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    compressor, row, parts = zlib.compressobj(9), bytes(width + 1), []  # filter byte 0, then the row
+    for _ in range(height):
+        parts.append(compressor.compress(row))
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+
+
+def jpeg_claiming(width: int = 30000, height: int = 30000) -> bytes:
+    """A real 16x16 JPEG whose frame header (SOF0) is rewritten to claim ``width`` x ``height`` pixels."""
+    import tensorflow as tf
+
+    data = bytearray(tf.io.encode_jpeg(np.zeros((16, 16, 3), np.uint8)).numpy())
+    sof = data.index(b"\xff\xc0")  # marker, length (2), precision (1), height (2), width (2)
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)

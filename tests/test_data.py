@@ -8,7 +8,7 @@ from efficientnet_keras.training import data, sources
 from efficientnet_keras.training.augment import StageAugmenters
 from efficientnet_keras.training.stages import Stage, StageState
 from efficientnet_keras.transforms import center_crop
-from conftest import real_photos
+from conftest import jpeg_claiming, oversized_png, real_photos
 from tfds_fixture import write_tfds_dataset
 
 STAGES = [Stage(32, 0, 0, 0.1), Stage(48, 10, 0.8, 0.2)]
@@ -240,3 +240,33 @@ def test_static_eval_batches_count_every_example_once(digits):
         # ceil(50 / 16) = 4 global steps on every host, each taking one batch per replica of the host.
         assert [len(host) for host in hosts] == [4 * replicas // 2] * 2
         assert sum(float(tf.reduce_sum(w)) for host in hosts for _, _, w in host) == 50
+
+
+def test_images_above_the_pixel_limit_are_skipped_and_counted_without_being_decoded(tmp_path):
+    """A folder holding a 20000x20000 PNG (1.2 GB decoded) and a JPEG claiming 30000x30000: both pipelines skip
+    and count them before decoding (the random-crop JPEG path included), and name them."""
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for label, photo in (("cat", real_photos()[0]), ("coffee", real_photos()[1])):
+            folder = tmp_path / split / label
+            folder.mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(photo).resize((120 + 10 * i, 90)).save(folder / f"{i}.jpg")
+        (tmp_path / split / "cat" / "huge.png").write_bytes(oversized_png())
+        (tmp_path / split / "coffee" / "claims.jpg").write_bytes(jpeg_claiming())
+    train, test, info = data.load_source(str(tmp_path))
+    hostile = sorted(str(tmp_path / "train" / p) for p in ("cat/huge.png", "coffee/claims.jpg"))
+    for random_crop in (True, False):
+        skipped = data.SkippedImages()
+        batches = list(data.make_train_dataset(train, info, [Stage(32, 0, 0, 0.1)], StageState(), batch_size=3,
+                                               skipped=skipped, random_crop=random_crop))
+        assert [tuple(x.shape) for x, _ in batches] == [(3, 32, 32, 3)] * 2  # 4 decodable images refilled to 6
+        assert int(skipped.train.numpy()) == 2 and sorted(skipped.names("train", 0)) == hostile
+    evaluated = list(data.make_eval_dataset(test, info, 32, batch_size=4, skipped=skipped))
+    assert sum(len(x) for x, _ in evaluated) == 4 and int(skipped.eval.numpy()) == 2
+    with pytest.raises(ValueError, match=r"larger than the 4 decodable training images \(2 of 6 could not"):
+        data.check_batch_fits(train, 5)
+    skipped = data.SkippedImages()
+    list(data.make_eval_dataset(test, info, 32, batch_size=4, skipped=skipped, max_pixels=100))  # every photo
+    assert int(skipped.eval.numpy()) == 6

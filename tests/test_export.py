@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_images
+from conftest import jpeg_claiming, oversized_png, random_images
 
 from efficientnet_keras import build_efficientnet, create_model
 from efficientnet_keras.training import data as data_lib
@@ -342,3 +342,54 @@ def test_a_model_with_fewer_than_five_classes_exports_with_default_flags(tmp_pat
     assert out["class_ids"].shape == (3, 2) and sorted(out["class_names"].numpy()[0]) == [b"cat", b"dog"]
     with open(os.path.join(path, "assets.extra.json")) as f:
         assert json.load(f)["top_k"] == 2
+
+
+@pytest.mark.slow
+def test_a_hostile_image_is_refused_and_the_server_keeps_serving(lite0_export, encoded_photos, tmp_path):
+    """A 1.1 MB PNG of 20000x20000 pixels and a JPEG whose header claims 30000x30000: answered INVALID_ARGUMENT
+    naming the size and the limit before any decoding (peak memory of the serving process grows < 200 MB), and the
+    next request is classified."""
+    (tmp_path / "huge.png").write_bytes(oversized_png())
+    (tmp_path / "claims.jpg").write_bytes(jpeg_claiming())
+    (tmp_path / "cat.jpg").write_bytes(encoded_photos["chelsea.jpg"])
+    script = textwrap.dedent(f"""
+        import resource, time
+        import tensorflow as tf
+        sig = tf.saved_model.load({lite0_export!r}).signatures["serving_default"]
+        read = lambda name: open({str(tmp_path)!r} + "/" + name, "rb").read()
+        sig(image_bytes=tf.constant([read("cat.jpg")]))  # warm: every op traced and allocated once
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for name in ("huge.png", "claims.jpg"):
+            started = time.perf_counter()
+            try:
+                sig(image_bytes=tf.constant([read(name)]))
+                print("ACCEPTED", name)
+            except tf.errors.InvalidArgumentError as e:
+                line = [l for l in e.message.splitlines() if "The image is" in l][0]
+                print("REFUSED", name, f"{{time.perf_counter() - started:.2f}}", line[line.index("The image is"):])
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        print("GROWN", f"{{grown:.0f}}")
+        print("AFTER", sig(image_bytes=tf.constant([read("cat.jpg")]))["class_names"].numpy()[0, 0].decode())
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    refused = [line.split(" ", 3) for line in result.stdout.splitlines() if line.startswith(("REFUSED", "ACCEPTED"))]
+    assert [(r[0], r[1]) for r in refused] == [("REFUSED", "huge.png"), ("REFUSED", "claims.jpg")], result.stdout
+    print("seconds to refuse:", [r[2] for r in refused])  # reported, not asserted (no wall-clock asserts)
+    assert refused[0][3].startswith("The image is 20000x20000 pixels (width x height, from its header): above the "
+                                    "limit of 40000000 pixels")
+    assert refused[1][3].startswith("The image is 30000x30000 pixels")
+    grown = float(next(line for line in result.stdout.splitlines() if line.startswith("GROWN")).split()[1])
+    assert grown < 200, f"peak RSS grew by {grown} MB"
+    assert "AFTER Egyptian_cat" in result.stdout
+
+
+def test_the_pixel_limit_is_an_export_setting(lite0, tmp_path):
+    with pytest.raises(ValueError, match="max_pixels must be a positive number of pixels"):
+        export.export_saved_model(lite0, str(tmp_path / "unused"), max_pixels=0)
+    assert not (tmp_path / "unused").exists()
+    strict = tf.saved_model.load(export.export_saved_model(lite0, str(tmp_path / "strict"), max_pixels=100 * 100))
+    photo = tf.io.encode_png(_photos()["coffee"][:101, :100]).numpy()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="The image is 100x101 pixels"):
+        strict.signatures["serving_default"](image_bytes=tf.constant([photo]))

@@ -52,6 +52,14 @@ def _assert_same_structure(ours, ref):
     assert [type(l).__name__ for l in ours.layers if l.weights] == [type(l).__name__ for l in ref.layers if l.weights]
 
 
+def _finalize_normalization(model):
+    """keras.applications' V1 input Normalization keeps the numbers it was built with through ``set_weights``
+    (Keras computes them from the weights when it builds or loads the layer): make it use the weights set."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Normalization):
+            layer.finalize_state()
+
+
 @pytest.mark.parametrize("variant", _params())
 def test_matches_keras_applications_with_top(variant, tmp_path):
     # The default input size for the small variants; 128 px for the rest (the numbers do not depend on size).
@@ -63,7 +71,8 @@ def test_matches_keras_applications_with_top(variant, tmp_path):
     assert ours.count_params() == ref.count_params()
     rng = np.random.default_rng(1)
     ref.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in ref.get_weights()])
-    ours.set_weights(ref.get_weights())
+    _finalize_normalization(ref)
+    ours.set_weights(ref.get_weights())  # ours uses the input Normalization's new numbers itself
     x = random_images(2, ref.input_shape[1])
     expected = _run(ref, x)
     np.testing.assert_allclose(_run(ours, x), expected, atol=1e-4, rtol=0)
@@ -90,6 +99,7 @@ def test_matches_keras_applications_without_top(variant, tmp_path):
     _assert_same_structure(ours, ref)
     rng = np.random.default_rng(2)
     ref.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in ref.get_weights()])
+    _finalize_normalization(ref)
     x = random_images(2, 96, seed=3)
     expected = _run(ref, x)
 
@@ -165,10 +175,8 @@ def test_training_matches_keras_applications(variant):
         for layer in model.layers:
             if isinstance(layer, keras.layers.Dropout):
                 layer.rate = 0.0
-    for model in (ref, ours, exact_model):  # V1's input Normalization uses the weights just set (set_weights alone
-        for layer in model.layers:          # leaves the numbers it was built with: ours ImageNet's, Keras' 0 and 1)
-            if isinstance(layer, keras.layers.Normalization):
-                layer.finalize_state()
+    for model in (ref, exact_model):
+        _finalize_normalization(model)
     x = random_images(4, 64, seed=5)
     y = np.eye(10, dtype="float32")[[1, 3, 5, 7]]
     assert any(type(layer) is BatchNormalization for layer in ours.layers)

@@ -82,3 +82,14 @@ def test_the_config_round_trips_as_data():
     with pytest.raises(ValueError, match="Unknown normalization 'imagenet21k'; expected one of imagenet, unit, "
                                          "inception, lite"):
         norm.get_normalization("imagenet21k")
+
+
+def test_set_weights_puts_the_input_normalization_numbers_in_use():
+    model = ek.EfficientNetB0(weights=None, include_top=False, input_shape=(32, 32, 3))
+    weights = model.get_weights()
+    index = next(i for i, w in enumerate(model.weights) if w.path.startswith("normalization/"))
+    weights[index] = np.full(3, 0.5, np.float32)  # the mean
+    model.set_weights(weights)
+    first = keras.Model(model.inputs, model.get_layer("normalization").output)
+    np.testing.assert_allclose(first.predict(np.full((1, 32, 32, 3), 127.5), verbose=0)[0, 0, 0],
+                               0.0, atol=1e-6)

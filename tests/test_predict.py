@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import CAT_NAMES
+from conftest import CAT_NAMES, jpeg_claiming, oversized_png
 
 
 def _run(*args):
@@ -90,3 +90,21 @@ def test_the_readme_chain_train_eval_export_then_predict_a_file(tmp_path):
         result = _run(f"--model={model}", f"--images={image}", "--top=3")
         assert result.returncode == 0, result.stderr[-2000:]
         assert len(re.findall(r"^  \d\. [0-9] +\d+\.\d\d%$", result.stdout, re.M)) == 3, result.stdout
+
+
+@pytest.mark.parametrize("make, claimed", [(oversized_png, "20000x20000"), (jpeg_claiming, "30000x30000")],
+                         ids=["png", "jpeg"])
+def test_an_image_above_the_pixel_limit_is_a_clear_error(tmp_path, make, claimed):
+    from efficientnet_keras.predict import load_image
+
+    path = tmp_path / "huge.img"
+    path.write_bytes(make())
+    with pytest.raises(SystemExit, match=rf"error: {re.escape(str(path))} is {claimed} pixels \(from its header\): "
+                                         r"above the limit of 40000000 pixels, so it was not decoded. Downscale it, "
+                                         r"or raise --max_pixels"):
+        load_image(str(path))
+    small = tmp_path / "small.png"
+    small.write_bytes(oversized_png(64, 48))
+    assert load_image(str(small)).shape == (48, 64, 3)
+    with pytest.raises(SystemExit, match="is 64x48 pixels"):
+        load_image(str(small), max_pixels=1000)

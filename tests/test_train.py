@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import count_traces, real_photos
+from conftest import count_traces, oversized_png, real_photos
 from efficientnet_keras.train import TrainConfig, WarmupExponentialDecay, evaluate, train
 from efficientnet_keras.transforms import saved_eval_transform
 
@@ -440,13 +440,16 @@ def test_image_folder_of_real_photos_with_a_corrupt_file(tmp_path, capsys):
                 image = Image.fromarray(photo).resize((150 + 37 * i, 100 + 23 * i))
                 image.convert("L" if i % 3 == 2 else "RGB").save(folder / f"{i}.{'png' if i % 2 else 'jpg'}")
     (tmp_path / "photos" / "train" / "class0" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    # 20000x20000 pixels: refused from its header (the decode would take 1.2 GB), skipped as the broken file is
+    (tmp_path / "photos" / "train" / "class1" / "huge.png").write_bytes(oversized_png())
     result = train(TrainConfig(**{**TINY_CONFIG, "dataset": str(tmp_path / "photos"), "train_examples": None,
                                   "eval_examples": None, "batch_size": 4, "model_dir": str(tmp_path / "run"),
                                   "verbose": 1}))
     rows = _history(str(tmp_path / "run"))
-    assert sum(float(r["skipped_train_images"]) for r in rows) == 2  # the broken file, once per epoch
-    broken = tmp_path / "photos" / "train" / "class0" / "broken.jpg"
-    assert capsys.readouterr().out.count(f"Warning: skipped {broken}: it could not be decoded") == 1  # named once
+    assert sum(float(r["skipped_train_images"]) for r in rows) == 4  # the two files, once per epoch
+    out = capsys.readouterr().out
+    for name in ("class0/broken.jpg", "class1/huge.png"):
+        assert out.count(f"Warning: skipped {tmp_path / 'photos' / 'train' / name}: it could not be decoded") == 1
     assert result["class_names"] == ["class0", "class1"] and np.isfinite(result["eval"]["loss"])
 
 

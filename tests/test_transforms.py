@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from efficientnet_keras.training import data
 from efficientnet_keras.transforms import LEGACY_V1, OFFICIAL_V2, center_crop, eval_transform, resize
-from conftest import real_photos
+from conftest import jpeg_claiming, oversized_png, real_photos
+from efficientnet_keras import transforms
 
 
 def _official_legacy_eval(photo, size):
@@ -63,3 +64,50 @@ def test_legacy_crop_keeps_a_proposal_that_fits():
     seed = tf.constant([5, 6], tf.int64)
     crop = data.decode_and_random_crop(photo, seed, (0.08, 0.5), LEGACY_V1, size=224)
     assert crop.shape[0] * crop.shape[1] <= 0.5 * photo.shape[0] * photo.shape[1]
+
+
+# ------------------------------------------------------------------------------------------- bounded decoding
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP"])
+def test_the_header_gives_the_size_without_decoding(fmt):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(real_photos()[0][:23, :37]).save(buffer, format=fmt)
+    assert [int(v) for v in transforms.header_size(tf.constant(buffer.getvalue()))] == [23, 37]
+    assert transforms.decode_rgb(buffer.getvalue()).shape == (23, 37, 3)
+
+
+def test_a_bottom_up_and_a_top_down_bmp_have_the_same_size():
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(real_photos()[0][:23, :37]).save(buffer, format="BMP")
+    data = bytearray(buffer.getvalue())
+    data[22:26] = (-23).to_bytes(4, "little", signed=True)  # a negative height: rows stored top-down
+    assert [int(v) for v in transforms.header_size(tf.constant(bytes(data)))] == [23, 37]
+
+
+@pytest.mark.parametrize("encoded, size", [(oversized_png(), "20000x20000"), (jpeg_claiming(), "30000x30000")],
+                         ids=["png", "jpeg"])
+def test_an_image_above_the_pixel_limit_is_refused_before_decoding(encoded, size):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"The image is {size} pixels \(width x height, from its "
+                                                             r"header\): above the limit of 40000000 pixels"):
+        transforms.decode_rgb(encoded)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="above the limit of 1000 pixels"):
+        transforms.eval_transform(tf.io.encode_png(real_photos()[0][:40, :40]), 32, max_pixels=1000)
+    assert transforms.eval_transform(tf.io.encode_png(real_photos()[0][:40, :40]), 32, max_pixels=1600).shape == \
+        (32, 32, 3)
+
+
+def test_bytes_that_are_no_image_still_fail_in_the_decoder():
+    assert [int(v) for v in transforms.header_size(tf.constant(b"not an image"))] == [0, 0]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+        transforms.decode_rgb(b"not an image")
+    with pytest.raises(tf.errors.InvalidArgumentError):  # a JPEG cut inside its header: no size to read
+        transforms.decode_rgb(jpeg_claiming(16, 16)[:40])

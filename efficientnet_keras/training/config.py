@@ -15,6 +15,7 @@ from efficientnet_keras.training.optimizers import SCHEDULES
 from efficientnet_keras.training.progressive import PROGRESSIONS
 from efficientnet_keras.training.randaugment import check_magnitude
 from efficientnet_keras.training.recipes import RECIPES
+from efficientnet_keras.transforms import MAX_PIXELS
 from efficientnet_keras.weights.load import check_weights_argument
 
 __all__ = ["TrainConfig", "check_config", "check_labels", "train_examples_per_epoch", "cover_min_examples", "variant_of"]
@@ -99,6 +100,9 @@ class TrainConfig:
                                        "memory grows with it (2048 ImageNet JPEGs: ~0.6 GiB over two epochs).")
     cache_limit_mb: float = _field(1024.0, "Cache a split's encoded images in memory when they take at most this "
                                            "many MiB (decoded images are never cached).")
+    max_image_pixels: int = _field(MAX_PIXELS, "Skip (and count) images whose header claims more pixels than this, "
+                                               "before decoding them: a hostile or broken file cannot take the run's "
+                                               "memory.", resumable=True)
     optimizer: str | None = _field(None, "rmsprop (the EfficientNet recipes') or adamw (CoAtNet's; often better for "
                                          "short runs); default: the recipe's.", choices=("rmsprop", "adamw"))
     loss: str | None = _field(None, "softmax (one label per image), multilabel_softmax (the official 21k loss: "
@@ -158,7 +162,7 @@ def check_config(c: TrainConfig) -> None:
         choices = f.metadata.get("choices")
         if choices and getattr(c, f.name) is not None and getattr(c, f.name) not in choices:
             raise ValueError(f"{f.name} must be one of {', '.join(choices)}; got {getattr(c, f.name)!r}.")
-    for name in ("batch_size", "epochs", "num_stages", "eval_every", "shuffle_buffer"):
+    for name in ("batch_size", "epochs", "num_stages", "eval_every", "shuffle_buffer", "max_image_pixels"):
         if getattr(c, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(c, name)}.")
     for name in ("image_size_min", "image_size_max", "eval_size"):

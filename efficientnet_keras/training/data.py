@@ -124,13 +124,14 @@ def _crop_window(shape, seed, area_range, preprocessing: Preprocessing, size=Non
 
 
 def decode_and_random_crop(image, seed, area_range=None, preprocessing: Preprocessing = LEGACY_V1,
-                           size=None) -> tf.Tensor:
+                           size=None, max_pixels: int | None = transforms.MAX_PIXELS) -> tf.Tensor:
     """The official random crop (``sample_distorted_bounding_box`` with the variant's area range, minimum coverage,
     aspect ratios and attempts), stateless in ``seed`` ([2]); uint8 RGB out. ``area_range`` overrides the
     variant's. ``size``: the size the crop will be resized to, for the legacy central-crop fallback.
 
     Encoded JPEG is decoded and cropped in one op (only the window is decoded); other encodings are decoded whole
-    and cropped; decoded images are cropped."""
+    and cropped; decoded images are cropped. Encoded images above ``max_pixels`` fail (``transforms.check_pixels``):
+    the pipelines skip and count them."""
     p = preprocessing
     window = lambda shape: _crop_window(shape, seed, area_range or p.train_area, p, size)  # noqa: E731
     image = tf.convert_to_tensor(image)
@@ -140,11 +141,13 @@ def decode_and_random_crop(image, seed, area_range=None, preprocessing: Preproce
         return tf.slice(image, begin, size)
 
     def jpeg():
-        begin, size = window(tf.image.extract_jpeg_shape(image))
-        return tf.image.decode_and_crop_jpeg(image, tf.stack([begin[0], begin[1], size[0], size[1]]), channels=3)
+        check = transforms.check_pixels(image, max_pixels)
+        with tf.control_dependencies([check] if check is not None else []):
+            begin, size = window(tf.image.extract_jpeg_shape(image))
+            return tf.image.decode_and_crop_jpeg(image, tf.stack([begin[0], begin[1], size[0], size[1]]), channels=3)
 
     def other():
-        decoded = decode_rgb(image)
+        decoded = decode_rgb(image, max_pixels)
         begin, size = window(tf.shape(decoded))
         return tf.slice(decoded, begin, size)
 
@@ -205,6 +208,7 @@ def make_train_dataset(
     preprocessing: Preprocessing = LEGACY_V1,
     random_crop: bool = True,
     finetune_cutout: bool = False,
+    max_pixels: int | None = transforms.MAX_PIXELS,
 ) -> tf.data.Dataset:
     """Epochs of augmented, batched ``(float32 images [0, 255], one-hot labels)`` at the current stage.
 
@@ -212,7 +216,8 @@ def make_train_dataset(
     fine-tuning), resize, flip, the stage's RandAugment, and (``finetune_cutout``) the fine-tuning Cutout; per
     batch: the stage's mixup / CutMix. The batch is the stage's ``batch_size`` where set, else ``batch_size``
     (global; per replica under an ``input_context``). Where stages differ in batch, the batch dimension is left
-    unknown so that one traced train step serves every stage."""
+    unknown so that one traced train step serves every stage. Images above ``max_pixels`` are skipped and
+    counted, as undecodable ones."""
     batches = [_per_replica(s.batch_size or batch_size, input_context) for s in stages]
     if min(batches) < 1:
         raise ValueError(f"batch sizes must be positive, got {batches}.")
@@ -235,8 +240,8 @@ def make_train_dataset(
 
         def decode(key, image, label):
             if not random_crop:
-                return key, transforms.decode_whole(image), label
-            return key, decode_and_random_crop(image, element_seed(key), None, preprocessing, size), label
+                return key, transforms.decode_whole(image, max_pixels), label
+            return key, decode_and_random_crop(image, element_seed(key), None, preprocessing, size, max_pixels), label
 
         def transform(key, crop, label):
             element = element_seed(key)
@@ -281,14 +286,14 @@ def _train_names(split: Split, was_cached: bool, epoch_seed, context, shuffle_bu
     return [path.decode() for path in ds.as_numpy_iterator()]
 
 
-def check_batch_fits(split: Split, batch_size: int) -> None:
+def check_batch_fits(split: Split, batch_size: int, max_pixels: int | None = transforms.MAX_PIXELS) -> None:
     """Refuse a batch larger than the decodable images of a small image folder (under two batches: where a skip
     can leave less than one batch); its undecodable files are named. Larger splits are not read here: an epoch
     that skips images is refilled from its own order."""
     if split.files is None or split.num_examples >= 2 * batch_size:
         return
-    bad = undecodable_in(_keyed(sources.in_storage_order(split)), lambda key, image, label: (tf.shape(transforms.decode_whole(image)),
-                                                                                      label))
+    bad = undecodable_in(_keyed(sources.in_storage_order(split)),
+                         lambda key, image, label: (tf.shape(transforms.decode_whole(image, max_pixels)), label))
     if split.num_examples - len(bad) < batch_size:
         names = ", ".join(sources.storage_names(split, None, bad))
         raise ValueError(f"batch_size={batch_size} is larger than the {split.num_examples - len(bad)} decodable "
@@ -300,7 +305,8 @@ def make_eval_dataset(split: Split, info: DatasetInfo, image_size: int, batch_si
                       crop_fraction: float | None = None, static_batches: bool = False,
                       cache_limit_mb: float = sources.CACHE_LIMIT_MB, skipped: SkippedImages | None = None,
                       input_context: tf.distribute.InputContext | None = None,
-                      preprocessing: Preprocessing = LEGACY_V1) -> tf.data.Dataset:
+                      preprocessing: Preprocessing = LEGACY_V1,
+                      max_pixels: int | None = transforms.MAX_PIXELS) -> tf.data.Dataset:
     """Evaluation batches ``(images, one-hot labels)`` in storage order, every example once, through the variant's
     official evaluation transform (``transforms.eval_transform``; ``crop_fraction`` overrides its crop).
 
@@ -314,8 +320,8 @@ def make_eval_dataset(split: Split, info: DatasetInfo, image_size: int, batch_si
     if pipelines > 1:
         ds = ds.shard(pipelines, input_context.input_pipeline_id)
     batch = _per_replica(batch_size, input_context)
-    def decode(_, image, label):
-        return transforms.decode_whole(image), label
+    def decode(_, image, label):  # images above max_pixels are skipped and counted, as undecodable ones
+        return transforms.decode_whole(image, max_pixels), label
 
     crop_fraction, preprocessing = sources.eval_settings(info, preprocessing, crop_fraction)
     if split.files is not None:

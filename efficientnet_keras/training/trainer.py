@@ -279,10 +279,11 @@ class _SkippedImagesLog(keras.callbacks.Callback):
             if count != self.told[part]:
                 self.told[part] = count
                 print(f"\nWarning: epoch {epoch + 1} skipped {count} {part} image(s) that could not be decoded "
-                      f"(corrupt, or not JPEG/PNG/GIF/BMP); each epoch's count is logged as skipped_{part}_images.")
+                      f"(corrupt, not JPEG/PNG/GIF/BMP, or above --max_image_pixels); each epoch's count is logged as skipped_{part}_images.")
             return
         for name in sorted(set(names) - self.named):
-            print(f"\nWarning: skipped {name}: it could not be decoded (corrupt, or not JPEG/PNG/GIF/BMP). It is "
+            print(f"\nWarning: skipped {name}: it could not be decoded (corrupt, not JPEG/PNG/GIF/BMP, or above "
+                  "--max_image_pixels). It is "
                   f"left out of every epoch (logged as skipped_{part}_images); replace or delete it.")
         self.named.update(names)
 
@@ -368,7 +369,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     plan = _plan(c, variant, info, replicas)
     train_split = sources.limit(train_split, c.train_examples)
     eval_split = sources.limit(eval_split, c.eval_examples)
-    data_lib.check_batch_fits(train_split, max(s.batch_size or c.batch_size for s in plan.stages))
+    data_lib.check_batch_fits(train_split, max(s.batch_size or c.batch_size for s in plan.stages), c.max_image_pixels)
     chief = _claim_model_dir(c, strategy, info.num_classes)
     started, num_eval = time.perf_counter(), min(info.num_eval, c.eval_examples or info.num_eval)
     if c.verbose and chief:
@@ -387,7 +388,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
                     train_split, info, plan.stages, state, c.batch_size, seed=c.seed, deterministic=c.deterministic,
                     augmenters=augmenters, shuffle_buffer=c.shuffle_buffer, cache_limit_mb=c.cache_limit_mb,
                     skipped=skipped, input_context=context, preprocessing=plan.preprocessing,
-                    random_crop=c.train_crop == "random", finetune_cutout=c.cutout)
+                    random_crop=c.train_crop == "random", finetune_cutout=c.cutout, max_pixels=c.max_image_pixels)
                 # The epoch's exact length, stated: where a dataset's length is unknown, Keras 3.15 counts one optimizer
                 # step that never happened at each epoch end (shifting the schedules). A wrong length fails loudly.
                 # Under a strategy, each step takes one batch per replica of this host.
@@ -397,7 +398,8 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
 
         eval_ds = _distribute(strategy, lambda context: data_lib.make_eval_dataset(
             eval_split, info, plan.eval_size, c.batch_size, c.crop_fraction, static_batches=kind == "tpu",
-            cache_limit_mb=c.cache_limit_mb, skipped=skipped, input_context=context, preprocessing=plan.preprocessing))
+            cache_limit_mb=c.cache_limit_mb, skipped=skipped, input_context=context, preprocessing=plan.preprocessing,
+            max_pixels=c.max_image_pixels))
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             model = _build_model(c, variant, plan, info.num_classes, replicas)
             _compile(c, model, plan, kind, _freeze(c, model))
