@@ -149,6 +149,9 @@ _ROWS = [
     Variant("EfficientNetB5", "efficientnetb5", V1, V1_BLOCKS, 1.6, 2.2, 456, 0.4),
     Variant("EfficientNetB6", "efficientnetb6", V1, V1_BLOCKS, 1.8, 2.6, 528, 0.5),
     Variant("EfficientNetB7", "efficientnetb7", V1, V1_BLOCKS, 2.0, 3.1, 600, 0.5),
+    # tensorflow/tpu efficientnet_builder.py efficientnet_params: B8 (AdvProp weights only), L2 (Noisy Student).
+    Variant("EfficientNetB8", "efficientnetb8", V1, V1_BLOCKS, 2.2, 3.6, 672, 0.5, default_weights="advprop"),
+    Variant("EfficientNetL2", "efficientnet-l2", V1, V1_BLOCKS, 4.3, 5.3, 800, 0.5, default_weights="noisy-student"),
     Variant("EfficientNetV2B0", "efficientnetv2-b0", V2_B, V2_BASE_BLOCKS, 1.0, 1.0, 224, 0.2, 192),
     Variant("EfficientNetV2B1", "efficientnetv2-b1", V2_B, V2_BASE_BLOCKS, 1.0, 1.1, 240, 0.2, 192),
     Variant("EfficientNetV2B2", "efficientnetv2-b2", V2_B, V2_BASE_BLOCKS, 1.1, 1.2, 260, 0.3, 208),
@@ -269,11 +272,12 @@ def create_model(
     resolved = _resolve_weights(v, weights, include_top)
     config = resolved.config
     norm = norm or (config.normalization if config else v.family.normalization)
+    size = config.input_size if config and config.input_size else v.resolution
     model = builder.build_efficientnet(
         v.blocks,
         v.width,
         v.depth,
-        v.resolution,
+        size,
         dropout_rate=v.dropout if dropout_rate is None else dropout_rate,
         drop_connect_rate=v.drop_connect if drop_connect_rate is None else drop_connect_rate,
         family=v.family,
@@ -292,7 +296,7 @@ def create_model(
     )
     resolved.load(model)
     transform = config.transform if config and config.transform else v.preprocessing
-    model.preprocessing = PreprocessingConfig.make(norm, include_preprocessing, _input_size(model, v.resolution),
+    model.preprocessing = PreprocessingConfig.make(norm, include_preprocessing, _input_size(model, size),
                                                    transform, None if weights is None else os.fspath(weights))
     return model
 

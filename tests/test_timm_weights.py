@@ -53,6 +53,7 @@ def _photos():
 @pytest.mark.parametrize("function", [
     "EfficientNetB0", "EfficientNetV2S", "EfficientNetLite3", "EfficientNetLite4",
     pytest.param("EfficientNetV2XL", marks=pytest.mark.slow), pytest.param("EfficientNetV2B0", marks=pytest.mark.slow),
+    pytest.param("EfficientNetB8", marks=pytest.mark.slow),
 ])
 def test_timm_port_gives_the_same_logits(function):
     """In float64 on both sides, so that 1e-4 measures the mapping, not float32 rounding through 100+ layers."""
@@ -107,6 +108,8 @@ def test_timm_bad_input():
     ("tf_efficientnet_b3.ns_jft_in1k", "EfficientNetB3", "imagenet"),
     ("tf_efficientnet_b3.ap_in1k", "EfficientNetB3", "inception"),
     ("tf_efficientnet_lite4.in1k", "EfficientNetLite4", "lite"),
+    ("tf_efficientnet_b8.ap_in1k", "EfficientNetB8", "inception"),
+    ("tf_efficientnet_l2.ns_jft_in1k_475", "EfficientNetL2", "imagenet"),
 ])
 def test_timm_tag_normalization(name, function, expected):
     """timm's tags map to the weight set trained the same way (its pretrained config); the model built from such a
@@ -204,3 +207,15 @@ def test_state_dict_layouts_are_told_apart_and_an_unknown_one_is_named(tmp_path)
     reference = ek.EfficientNetLite0(weights="imagenet", input_shape=(SIZE, SIZE, 3))
     pixels = ((_photos() + 1.0) * 127.5).astype(np.float32)
     np.testing.assert_array_equal(lite.predict(pixels, verbose=0), reference.predict(pixels, verbose=0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("function", ["EfficientNetB8", "EfficientNetL2"])
+def test_the_largest_official_v1_networks_have_timms_parameters(function):
+    """B8 (width 2.2, depth 3.6) and L2 (4.3, 5.3): every parameter and BatchNorm statistic of timm's tf_ port, plus
+    the input Normalization's mean, variance and count (7). L2's logits are not compared (481M parameters in
+    float64 on each side); B8's are, above."""
+    reference = timm.create_model(timm_convert.timm_architecture(function), pretrained=False)
+    expected = sum(p.numel() for p in reference.parameters()) + sum(
+        b.numel() for name, b in reference.named_buffers() if "running" in name) + 7
+    assert create_model(function, weights=None, input_shape=(64, 64, 3)).count_params() == expected

@@ -170,8 +170,23 @@ def test_registry_rows_are_consistent():
                 assert source.file_hash is None and source.file_name == f"{config.variant}.{config.weight_set}.h5"
             elif source.kind != "timm_hub":
                 assert source.file_hash
+    assert {s for v, s in sets if v == "efficientnetb8"} == {"advprop"}
+    assert {s for v, s in sets if v == "efficientnet-l2"} == {"noisy-student", "noisy-student-475"}
+    assert registry.config_for("efficientnet-l2", "noisy-student-475").input_size == 475
     # keras.applications' V1 ImageNet files alone store std as the variance
     assert {c.variant for c in registry.CONFIGS if c.keras_v1_variance} == {f"efficientnetb{b}" for b in range(8)}
+
+
+@pytest.mark.slow
+def test_the_l2_475_set_builds_its_evaluation_size(monkeypatch):
+    """L2's Noisy Student checkpoint for 475 px inputs: the model's default input and its reported size are 475."""
+    config = registry.config_for("efficientnet-l2", "noisy-student-475")
+    monkeypatch.setattr(load_lib, "resolve", lambda variant, weight_set, include_top, build=None:
+                        ("unused", config, config.sources[0]))
+    monkeypatch.setattr(load_lib, "load_resolved", lambda model, path, config, source: None)
+    model = ek.EfficientNetL2(weights="noisy-student-475")
+    assert model.input_shape == (None, 475, 475, 3) and ek.get_preprocessing(model).input_size == 475
+    assert ek.get_preprocessing(model).crop_fraction == pytest.approx(475 / 507)
 
 
 @pytest.mark.parametrize("function, weight_set, first_layers", [

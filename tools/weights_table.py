@@ -21,7 +21,7 @@ def table() -> str:
         kinds = list(dict.fromkeys(SOURCE[f.kind] for f in config.sources))
         offline = "yes (PyPI package)" if any(f.kind == "torch_lukemelas" for f in config.sources) else "no"
         top1 = f"{config.top1:.1f}%" if config.top1 else "—"
-        rows.append(f"| `{v.function}` | `\"{config.weight_set}\"` | {top1} | {v.resolution} | "
+        rows.append(f"| `{v.function}` | `\"{config.weight_set}\"` | {top1} | {config.input_size or v.resolution} | "
                     f"{config.normalization.describe()} | {config.classes} | {'; '.join(kinds)} | {offline} |")
     return "\n".join(rows)
 

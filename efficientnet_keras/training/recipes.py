@@ -23,8 +23,8 @@ __all__ = ["RECIPES", "resolve", "official_augment", "default_recipe", "default_
 
 # effnetv2_configs.py: V2-S/M/L/XL train with augname 'randaug'; V2-B0..B3 ("for fair comparison to
 # EfficientNetV1") and every V1 (efficientnetv1_config) with 'effnetv1_autoaug', AutoAugment policy v0.
-AUTOAUGMENT_VARIANTS = tuple(f"EfficientNetV2B{i}" for i in range(4)) + tuple(f"EfficientNetB{i}" for i in range(8))
-V1_VARIANTS = tuple(f"EfficientNetB{i}" for i in range(8))
+V1_VARIANTS = (*(f"EfficientNetB{i}" for i in range(9)), "EfficientNetL2")
+AUTOAUGMENT_VARIANTS = tuple(f"EfficientNetV2B{i}" for i in range(4)) + V1_VARIANTS
 LITE_VARIANTS = tuple(f"EfficientNetLite{i}" for i in range(5))
 
 # Epochs and batch where a recipe leaves them to the user: the imagenet recipe's official 350 epochs at batch

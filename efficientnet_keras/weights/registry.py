@@ -63,6 +63,7 @@ class PretrainedConfig:
     multi_label: bool = False  # trained with sigmoid cross-entropy (the official ImageNet-21k checkpoints)
     top1: float | None = None  # the source's published ImageNet-1k top-1 (%), at the evaluation size
     transform: Preprocessing | None = None  # its evaluation crop and resize; None: the variant's
+    input_size: int | None = None  # its evaluation size (the model's default input); None: the variant's
     # keras.applications' V1 files store std, not std**2, as the Normalization layer's variance; the model built
     # for them adds the Rescaling that compensates (builder.input_normalization).
     keras_v1_variance: bool = False
@@ -164,6 +165,18 @@ def _timm_config(variant: str, timm_name: str, normalization: Normalization, top
 
 CONFIGS: list[PretrainedConfig] = [
     *(c for b in range(8) for c in _v1_configs(b)),
+    # tensorflow/tpu efficientnet README: B8 has AdvProp weights only (85.5%); L2 Noisy Student at 800 px (88.4%)
+    # and the same network's checkpoint for 475 px inputs (88.2%).
+    PretrainedConfig("efficientnetb8", "advprop", (_official("efficientnetb8", "advprop",
+                                                             f"{TPU_CKPT_URL}advprop/efficientnet-b8.tar.gz"),),
+                     INCEPTION, top1=85.5),
+    PretrainedConfig("efficientnet-l2", "noisy-student", (_official(
+        "efficientnet-l2", "noisy-student", f"{TPU_CKPT_URL}noisystudent/noisy_student_efficientnet-l2.tar.gz"),),
+                     IMAGENET, top1=88.4),
+    PretrainedConfig("efficientnet-l2", "noisy-student-475", (_official(
+        "efficientnet-l2", "noisy-student-475",
+        f"{TPU_CKPT_URL}noisystudent/noisy_student_efficientnet-l2_475.tar.gz"),), IMAGENET, top1=88.2,
+                     input_size=475),
     *(c for size in ("b0", "b1", "b2", "b3", "s", "m", "l", "xl") for c in _v2_configs(size)),
     *(_lite_config(n) for n in range(5)),
     _timm_config("coatnet-nano-rw", "coatnet_nano_rw_224.sw_in1k", INCEPTION, 81.70),
@@ -181,7 +194,7 @@ REGISTRY: list[tuple[PretrainedConfig, WeightsSource]] = [(c, s) for c in CONFIG
 # timm's tags of its tf_ ports, by the weight set they were trained as (the same run, or the same recipe and
 # normalization: timm's aa/ra ImageNet-1k ports and our "imagenet" files are both ImageNet mean/std).
 TIMM_TAG_SETS = {"in1k": "imagenet", "aa_in1k": "imagenet", "ra_in1k": "imagenet", "ap_in1k": "advprop",
-                 "ns_jft_in1k": "noisy-student", "in21k": "imagenet21k", "in21k_ft_in1k": "imagenet21k-ft1k"}
+                 "ns_jft_in1k": "noisy-student", "ns_jft_in1k_475": "noisy-student-475", "in21k": "imagenet21k", "in21k_ft_in1k": "imagenet21k-ft1k"}
 
 
 def weight_sets(variant: str, include_timm: bool = False) -> list[str]:

@@ -34,7 +34,7 @@ def timm_architecture(function: str, own: str | None = None) -> str:
     own timm architecture, where it has one (CoAtNet)."""
     if own:
         return own
-    m = re.fullmatch(r"EfficientNet(V2)?(B\d|S|M|L|XL|Lite\d)", function)
+    m = re.fullmatch(r"EfficientNet(V2)?(B\d|S|M|L2|L|XL|Lite\d)", function)
     if m is None:
         raise ValueError(f"{function} has no timm tf_ port.")
     suffix = m.group(2).lower()
