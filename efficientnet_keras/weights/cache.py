@@ -9,6 +9,7 @@ import json
 import os
 import tarfile
 import tempfile
+import warnings
 import zlib
 from typing import Callable
 
@@ -91,14 +92,22 @@ def convert_archive(archive: str, config: PretrainedConfig, source: WeightsSourc
     fails."""
     from efficientnet_keras.network import get_preprocessing
     from efficientnet_keras.weights.check import check_classifies_samples
-    from efficientnet_keras.weights.official import official_model_name, official_to_keras, read_checkpoint
+    from efficientnet_keras.weights.official import (describe_unused, official_model_name, official_to_keras,
+                                                     read_checkpoint)
 
     with tempfile.TemporaryDirectory() as tmp:
         variables = read_checkpoint(_extract(archive, tmp))
     model = build(config)
-    official_to_keras(model, variables, source=archive, expected_name=official_model_name(config.variant))
+    # Variables no layer takes (e.g. AdvProp's auxiliary BatchNorm for adversarial examples, which the official
+    # evaluation's Saver(var_dict) ignores) are allowed once every model variable is filled and the photos check.
+    unused = official_to_keras(model, variables, source=archive, expected_name=official_model_name(config.variant),
+                               allow_unused=True)
     check_classifies_samples(model, get_preprocessing(model).transform,
                              f"{archive} ({model.name}, {config.weight_set})")
+    if unused:
+        warnings.warn(f"{archive}: {len(unused)} checkpoint variables have no layer in {model.name} and were not "
+                      f"used: {describe_unused(unused)}. Every variable of the model was filled and it classifies "
+                      "the sample photos correctly.", stacklevel=2)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     _write_converted(model, path, config, source, archive)
     return path

@@ -106,13 +106,14 @@ def _target(rest: str, blocks: list[str], roles) -> str | None:
 
 
 def official_to_keras(model: keras.Model, variables: Mapping[str, np.ndarray], source: str = "checkpoint",
-                      expected_name: str | None = None) -> None:
+                      expected_name: str | None = None, allow_unused: bool = False) -> list[str]:
     """Copy an official checkpoint's variables into ``model`` in place, checking every one is used exactly once.
 
     The classifier is skipped when the model has no top. A V1 model's input normalization (weights the
     checkpoints do not carry) stays as the builder set it, the weight set's.
     Raises ValueError naming the checkpoint's model when it is not ``expected_name``, the first variable that
-    has no layer, or the first shape that differs."""
+    has no layer (unless ``allow_unused``: those are returned, for the caller to report once the loaded model
+    passed its content check), the first model variable left unfilled, or the first shape that differs."""
     found = checkpoint_model_name(variables)
     if expected_name and found != expected_name:
         raise ValueError(f"{source} is a checkpoint of '{found}', not of '{expected_name}'; use the {found} "
@@ -120,17 +121,31 @@ def official_to_keras(model: keras.Model, variables: Mapping[str, np.ndarray], s
     layers = {layer.name for layer in model.layers}
     blocks, roles = block_prefixes(model), block_layer_roles(model)
     assigned: dict[str, dict[str, np.ndarray]] = {}
+    unused = []
     for name, value in variables.items():
         rest, _, var = name[len(found) + 1:].rpartition("/")
         target = _target(rest, blocks, roles)
         if target == "predictions" and target not in layers:
             continue  # include_top=False: the classifier is not used
+        if (target is None or target not in layers) and allow_unused:
+            unused.append(name)
+            continue
         if target is None or target not in layers:
             raise ValueError(f"{source}: variable '{name}' has no matching layer in model '{model.name}' "
                              f"({len(blocks)} blocks): the checkpoint is of another network.")
         short = "kernel" if var == "depthwise_kernel" else var
         assigned.setdefault(target, {})[short] = value
     assign_layers(model, assigned, source)
+    return unused
+
+
+def describe_unused(names: list[str]) -> str:
+    """Unused checkpoint variables as name patterns (numbers as ``<n>``) with their counts, most frequent first."""
+    patterns: dict[str, int] = {}
+    for name in names:
+        key = re.sub(r"\d+", "<n>", name.split("/", 1)[-1])
+        patterns[key] = patterns.get(key, 0) + 1
+    return ", ".join(f"{p} (x{n})" for p, n in sorted(patterns.items(), key=lambda item: -item[1]))
 
 
 def checkpoint_classes(variables: Mapping[str, np.ndarray]) -> int | None:
