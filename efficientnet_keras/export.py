@@ -321,8 +321,9 @@ def export_saved_model(servable: Servable, export_dir: str, version: int | None 
 def export_tflite(servable: Servable, path: str, quantize: str | None = None,
                   representative_images: Iterable[np.ndarray] | np.ndarray | None = None,
                   overwrite: bool = False) -> str:
-    """Write a TFLite model taking one float32 [1, size, size, 3] image in [0, 255] (``quantize=None``), or a
-    full-integer one (``quantize="int8"``: int8 weights and activations, uint8 pixels in, uint8 probabilities out),
+    """Write a TFLite model taking one float32 [1, size, size, 3] image in [0, 255] (``quantize=None``; with
+    ``quantize="float16"`` its weights are stored as float16: half the file, float32 inputs and outputs, fp16
+    arithmetic on GPU delegates), or a full-integer one (``quantize="int8"``: int8 weights and activations, uint8 pixels in, uint8 probabilities out),
     calibrated on ``representative_images`` (arrays [size, size, 3] or [n, size, size, 3], RGB in [0, 255]).
     Uses Keras' LiteRT exporter (SavedModel → TFLiteConverter)."""
     import tensorflow as tf
@@ -330,10 +331,12 @@ def export_tflite(servable: Servable, path: str, quantize: str | None = None,
     _require_tensorflow_backend()
     if not path.endswith(".tflite"):
         raise ValueError(f"The TFLite file name must end with .tflite, got {path!r}.")
-    if quantize not in (None, "int8"):
-        raise ValueError(f"quantize must be None (float32) or 'int8', got {quantize!r}.")
+    if quantize not in (None, "float16", "int8"):
+        raise ValueError(f"quantize must be None (float32), 'float16' or 'int8', got {quantize!r}.")
     size = servable.image_size
     options: dict = {}
+    if quantize == "float16":  # TFLiteConverter's float16 post-training quantization
+        options = dict(optimizations=[tf.lite.Optimize.DEFAULT], target_spec={"supported_types": [tf.float16]})
     if quantize == "int8":
         calibration = _check_representative(representative_images, size)
 
@@ -445,7 +448,8 @@ def _define_flags():
                         required=True)
     flags.DEFINE_string("weights", "default", 'For a variant name: "default" (its constructor\'s: "imagenet", or a '
                         'CoAtNet\'s timm weights), a weight set, "timm:<name>", a weights file, or "none".')
-    flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite", "tflite_int8"], "What to write.")
+    flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite", "tflite_fp16", "tflite_int8"],
+                      "What to write.")
     flags.DEFINE_string("export_dir", None, "SavedModel base folder; the model goes to <export_dir>/<version>/.")
     flags.DEFINE_integer("version", None, "SavedModel version folder (default: one more than the largest there).",
                          lower_bound=0)
@@ -487,8 +491,8 @@ def main(argv: list[str]) -> None:
                                      "name) to calibrate the int8 ranges.")
                 calibration = calibration_images(f.calibration_data, servable.image_size, f.calibration_examples,
                                                  servable.crop_fraction, servable.preprocessing)
-            path = export_tflite(servable, f.output, "int8" if f.format == "tflite_int8" else None, calibration,
-                                 f.overwrite)
+            quantize = {"tflite_int8": "int8", "tflite_fp16": "float16"}.get(f.format)
+            path = export_tflite(servable, f.output, quantize, calibration, f.overwrite)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     print(f"Wrote {path}")

@@ -317,6 +317,27 @@ def test_tflite_int8_agrees_with_float(lite0, tmp_path):
         export.export_tflite(lite0, str(tmp_path / "bad.tfl"))
 
 
+@pytest.mark.slow
+def test_tflite_float16_is_half_the_file_and_agrees_with_float32(lite0, tmp_path):
+    """Float16 weights: the file is about half the float32 one, and the classes of the 14 scikit-image photos
+    (central crops and flips) agree with float32."""
+    float32 = export.export_tflite(lite0, str(tmp_path / "lite0.tflite"))
+    float16 = export.export_tflite(lite0, str(tmp_path / "lite0_fp16.tflite"), "float16")
+    sizes = os.path.getsize(float32), os.path.getsize(float16)
+    photos = _photos()
+    centre = np.stack([center_crop(photo, 224).numpy() for photo in photos.values()])
+    images = np.concatenate([centre, centre[:, :, ::-1]])
+    full, half = export.run_tflite(float32, images), export.run_tflite(float16, images)
+    agreement = float((half.argmax(-1) == full.argmax(-1)).mean())
+    print(f"float16 TFLite: {sizes[1] / 2**20:.2f} MiB vs {sizes[0] / 2**20:.2f} MiB float32; top-1 agreement on "
+          f"{len(images)} photos (14 skimage photos + flips): {agreement:.0%}; largest probability difference "
+          f"{np.abs(half - full).max():.2e}")
+    assert 0.45 < sizes[1] / sizes[0] < 0.6
+    assert agreement == 1.0 and np.abs(half - full).max() < 0.02
+    with pytest.raises(ValueError, match="quantize must be None \\(float32\\), 'float16' or 'int8', got 'fp8'"):
+        export.export_tflite(lite0, str(tmp_path / "bad.tflite"), "fp8")
+
+
 def test_calibration_images_from_a_folder_and_a_dataset(tmp_path, encoded_photos):
     for name, encoded in encoded_photos.items():
         (tmp_path / "sub").mkdir(exist_ok=True)
