@@ -37,6 +37,8 @@ setup(
         "examples": ["scikit-image>=0.24", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
         # Serving clients (PredictRequest protos) and LiteRT's interpreter for the exported models.
         "serving": ["tensorflow-serving-api==2.21.*", "ai-edge-litert==2.3.*"],
+        # ONNX export (tf2onnx) and onnxruntime to run the exported file.
+        "onnx": ["tf2onnx==1.17.*", "onnx>=1.17", "onnxruntime>=1.20"],
         "test": [
             "pytest>=8",
             "pytest-xdist>=3.5",

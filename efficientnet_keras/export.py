@@ -1,8 +1,9 @@
-"""Deployment: SavedModel for TF Serving (image bytes in, top-k classes out), BatchNorm folding, TFLite.
+"""Deployment: SavedModel for TF Serving (image bytes in, top-k classes out), BatchNorm folding, TFLite, ONNX.
 
     python -m efficientnet_keras.export --model=EfficientNetLite0 --export_dir=exports/lite0
     python -m efficientnet_keras.export --model=runs/digits --export_dir=exports/digits --fold_batchnorm
     python -m efficientnet_keras.export --model=EfficientNetLite0 --format=tflite_int8 --output=lite0_int8.tflite
+    python -m efficientnet_keras.export --model=EfficientNetV2B0 --format=onnx --output=v2b0.onnx
 
 ``--model`` is a zoo variant (with ``--weights``), a ``.keras`` file, or a training run's ``model_dir``.
 The SavedModel goes to ``<export_dir>/<version>/`` as TF Serving expects. Its signatures:
@@ -13,25 +14,30 @@ The SavedModel goes to ``<export_dir>/<version>/`` as TF Serving expects. Its si
   training pipeline's evaluation transform (``transforms.eval_transform``), so served and evaluated numbers agree.
 - ``serving_images``: ``images`` (float32 [batch, size, size, 3], RGB in [0, 255], already cropped) → the same.
 
-Export is TensorFlow-only (SavedModel and TFLite are TensorFlow formats); build or load the model on the
-TensorFlow backend.
+TFLite (:mod:`efficientnet_keras.tflite`) and ONNX (:mod:`efficientnet_keras.onnx_export`) files take the
+``serving_images`` input. Export is TensorFlow-only (SavedModel, TFLite and tf2onnx are TensorFlow tools); build
+or load the model on the TensorFlow backend.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import keras
-import numpy as np
 
-from efficientnet_keras import _keras_private as private
-from efficientnet_keras.layers import FoldedBatchNorm, set_layer_weights
-from efficientnet_keras.transforms import IMAGE_EXTENSIONS, LEGACY_V1, MAX_PIXELS, Preprocessing, saved_eval_transform
+from efficientnet_keras.folding import fold_batchnorm, foldable_pairs
+from efficientnet_keras.onnx_export import OPSET, export_onnx, run_onnx
+from efficientnet_keras.servable import (TRAINED_MODEL_FILE, Servable, default_class_names, is_variant, load_servable, prepare_output,
+                                         require_tensorflow_backend)
+from efficientnet_keras.tflite import calibration_images, export_tflite, run_tflite
+from efficientnet_keras.transforms import MAX_PIXELS
+
+__all__ = ["Servable", "load_servable", "is_variant", "default_class_names", "serving_functions", "export_saved_model", "next_version",
+           "fold_batchnorm", "foldable_pairs", "export_tflite", "run_tflite", "calibration_images", "export_onnx",
+           "run_onnx", "OPSET", "TRAINED_MODEL_FILE"]
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"
@@ -39,182 +45,6 @@ BYTES_INPUT = "image_bytes"
 IMAGES_INPUT = "images"
 OUTPUTS = ("class_ids", "class_names", "probabilities")
 DEFAULT_TOP_K = 5  # classes per image unless asked; a model with fewer classes returns all of them
-TRAINED_MODEL_FILE = "model.keras"  # what train() writes into its model_dir
-
-
-@dataclass
-class Servable:
-    """A model plus what serving needs to know about it."""
-
-    model: keras.Model
-    image_size: int
-    class_names: list[str]
-    crop_fraction: float | None = None  # None: the preprocessing's official crop at image_size
-    preprocessing: Preprocessing = LEGACY_V1  # the variant's (models.Variant.preprocessing)
-
-    def __post_init__(self):
-        classes = self.model.output_shape[-1]
-        if len(self.class_names) != classes:
-            raise ValueError(f"{len(self.class_names)} class names for a model with {classes} classes.")
-        if self.crop_fraction is not None and not 0 < self.crop_fraction <= 1:
-            raise ValueError(f"crop_fraction must be in (0, 1], got {self.crop_fraction}.")
-
-    @property
-    def outputs_probabilities(self) -> bool:
-        """Whether the classifier ends in softmax (zoo models) or returns logits (trained with from_logits)."""
-        activation = getattr(self.model.layers[-1], "activation", None)
-        return getattr(activation, "__name__", "") == "softmax"
-
-
-def _default_class_names(classes: int) -> list[str]:
-    from efficientnet_keras.imagenet import IMAGENET_21K_CLASSES, class_names
-
-    if classes in (1000, IMAGENET_21K_CLASSES):  # ImageNet-1k, or the official ImageNet-21k heads
-        return class_names(classes)
-    return [str(i) for i in range(classes)]
-
-
-def is_variant(name: str) -> bool:
-    from efficientnet_keras.models import get_variant
-
-    try:
-        get_variant(name)
-    except ValueError:
-        return False
-    return True
-
-
-def load_servable(model: str | keras.Model, weights: str | None = "default", image_size: int | None = None,
-                  crop_fraction: float | None = None, class_names: list[str] | None = None) -> Servable:
-    """A zoo variant name, a ``.keras`` file, a training ``model_dir`` or a built model, ready to export.
-
-    The image size and evaluation transform come from the variant (its resolution and official crop), the
-    training run (its evaluation size and transform) or the model's static input shape; ``image_size`` /
-    ``crop_fraction`` override them.
-    """
-    from efficientnet_keras.models import create_model, get_variant
-
-    import tensorflow as tf
-
-    run: dict = {}
-    if isinstance(model, keras.Model):
-        net = model
-    elif isinstance(model, str) and not model.endswith(".keras") and tf.io.gfile.isdir(model):
-        path = f"{model.rstrip('/')}/{TRAINED_MODEL_FILE}"
-        if not tf.io.gfile.exists(path):
-            raise ValueError(f"{model!r} is a folder without {TRAINED_MODEL_FILE}: not a finished training run "
-                             "(python -m efficientnet_keras.train writes it at the end).")
-        results = f"{model.rstrip('/')}/results.json"
-        if tf.io.gfile.exists(results):
-            with tf.io.gfile.GFile(results) as f:
-                run = json.load(f)
-        net = _load_keras(path)
-    elif isinstance(model, str) and model.endswith(".keras"):
-        if not tf.io.gfile.exists(model):
-            raise ValueError(f"Model file not found: {model}")
-        net = _load_keras(model)
-        beside = f"{os.path.dirname(model) or '.'}/results.json"  # a run's model.keras: the run's size and classes
-        if os.path.basename(model) == TRAINED_MODEL_FILE and tf.io.gfile.exists(beside):
-            with tf.io.gfile.GFile(beside) as f:
-                run = json.load(f)
-    elif isinstance(model, str) and is_variant(model):
-        net = create_model(model, weights=weights)
-        variant = get_variant(model)
-        run = {"eval_size": variant.resolution, "preprocessing": dataclasses.asdict(variant.preprocessing)}
-    else:
-        raise ValueError(f"Unknown model or checkpoint {model!r}: expected a variant name (e.g. EfficientNetLite0), "
-                         "a .keras file, or a training model_dir holding model.keras.")
-    size = image_size or run.get("eval_size") or net.input_shape[1]
-    if not size:
-        raise ValueError(f"{net.name} takes images of any size; pass image_size (the size to serve at).")
-    classes = net.output_shape[-1]
-    names = class_names or run.get("class_names") or _default_class_names(classes)
-    saved_crop, preprocessing = saved_eval_transform(run)
-    return Servable(net, int(size), list(names), crop_fraction or saved_crop, preprocessing)
-
-
-def _load_keras(path: str) -> keras.Model:
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except (TypeError, ValueError) as e:
-        if "Could not locate" in str(e) or "Unknown" in str(e):
-            raise ValueError(f"{path} holds a class Keras cannot find ({e}). A model trained by an older version "
-                             "of efficientnet_keras saved its optimizer; re-save it with efficientnet_keras.train "
-                             "imported.") from None
-        raise
-
-
-# ------------------------------------------------------------------------------------------- BatchNorm folding
-
-
-def foldable_pairs(model: keras.Model) -> dict[str, str]:
-    """``{batchnorm name: conv name}`` for each BatchNorm fed by a Conv2D/DepthwiseConv2D it alone consumes."""
-    consumers: dict[str, int] = {}
-    for layer in model.layers:
-        for node in private.inbound_nodes(layer):
-            for t in keras.tree.flatten(node.arguments.keras_tensors):
-                consumers[private.producer(t).name] = consumers.get(private.producer(t).name, 0) + 1
-    outputs = {private.producer(t).name for t in keras.tree.flatten(model.outputs)}
-    pairs = {}
-    for layer in model.layers:
-        if not isinstance(layer, keras.layers.BatchNormalization) or len(private.inbound_nodes(layer)) != 1:
-            continue
-        conv = private.producer(layer.input)
-        if (isinstance(conv, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) and conv.activation is
-                keras.activations.linear and consumers.get(conv.name) == 1 and conv.name not in outputs
-                and len(private.inbound_nodes(conv)) == 1):
-            pairs[layer.name] = conv.name
-    return pairs
-
-
-def fold_batchnorm(model: keras.Model) -> keras.Model:
-    """An inference-only copy of ``model`` with each BatchNorm folded into the convolution before it.
-
-    ``conv(x) * s + (b - mean) * s + beta`` with ``s = gamma / sqrt(var + eps)``: the kernel is scaled per output
-    channel and gains a bias; the BatchNorm layer becomes a ``FoldedBatchNorm`` identity (same name, so the graph and every other
-    layer are unchanged). Done in float64 so the folded model matches the original within float32 rounding.
-    """
-    pairs = foldable_pairs(model)
-    convs = set(pairs.values())
-
-    def clone(layer):
-        config = layer.get_config()
-        if layer.name in pairs:
-            return FoldedBatchNorm(name=layer.name, dtype=layer.dtype_policy.name)
-        if layer.name in convs:
-            config["use_bias"] = True
-        return layer.__class__.from_config(config)
-
-    inputs = keras.tree.map_structure(
-        lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=private.producer(t).name), model.input)
-    folded = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
-    if getattr(model, "preprocessing", None) is not None:  # clone_model passes the layer graph alone
-        folded.preprocessing = model.preprocessing
-    for layer in model.layers:
-        if layer.name in pairs or layer.name in convs or not layer.weights:
-            continue
-        set_layer_weights(folded.get_layer(layer.name), layer.get_weights())
-    for bn_name, conv_name in pairs.items():
-        bn, conv = model.get_layer(bn_name), model.get_layer(conv_name)
-        gamma, beta, mean, var = (np.asarray(w, np.float64) for w in _bn_params(bn))
-        scale = gamma / np.sqrt(var + bn.epsilon)
-        weights = [np.asarray(w, np.float64) for w in conv.get_weights()]
-        kernel = weights[0]
-        bias = weights[1] if conv.use_bias else np.zeros(scale.shape)
-        if isinstance(conv, keras.layers.DepthwiseConv2D):  # kernel [kh, kw, in, multiplier]; out = in * mult + m
-            kernel = kernel * scale.reshape(kernel.shape[2], kernel.shape[3])
-        else:  # kernel [kh, kw, in, out]
-            kernel = kernel * scale
-        dtype = conv.kernel.dtype
-        folded.get_layer(conv_name).set_weights([kernel.astype(dtype), ((bias - mean) * scale + beta).astype(dtype)])
-    return folded
-
-
-def _bn_params(bn):
-    ones, zeros = np.ones(bn.moving_mean.shape), np.zeros(bn.moving_mean.shape)
-    gamma = bn.gamma.numpy() if bn.scale else ones
-    beta = bn.beta.numpy() if bn.center else zeros
-    return gamma, beta, bn.moving_mean.numpy(), bn.moving_variance.numpy()
 
 
 # ------------------------------------------------------------------------------------------- SavedModel
@@ -228,21 +58,6 @@ def next_version(export_dir: str) -> int:
         return 1
     versions = [int(d.rstrip("/")) for d in tf.io.gfile.listdir(export_dir) if re.fullmatch(r"\d+/?", d)]
     return max(versions, default=0) + 1
-
-
-def _prepare_output(path: str, overwrite: bool) -> None:
-    """Refuse to replace a non-empty output without ``overwrite`` (local or remote storage, through gfile)."""
-    import tensorflow as tf
-
-    gfile = tf.io.gfile
-    if gfile.exists(path) and (not gfile.isdir(path) or gfile.listdir(path)):
-        if not overwrite:
-            raise ValueError(f"{path} already exists and is not empty; pass overwrite=True (--overwrite) to replace "
-                             "it, or choose another version.")
-        if gfile.isdir(path):
-            gfile.rmtree(path)
-        else:
-            gfile.remove(path)
 
 
 def serving_functions(servable: Servable, top_k: int | None = None,
@@ -292,14 +107,14 @@ def serving_functions(servable: Servable, top_k: int | None = None,
 def export_saved_model(servable: Servable, export_dir: str, version: int | None = None, top_k: int | None = None,
                        overwrite: bool = False, max_pixels: int | None = MAX_PIXELS) -> str:
     """Write ``<export_dir>/<version>/`` (a SavedModel with the two signatures above); return its path."""
-    _require_tensorflow_backend()
+    require_tensorflow_backend()
     version = next_version(export_dir) if version is None else version
     if version < 0:
         raise ValueError(f"version must be a non-negative integer, got {version}.")
     path = f"{export_dir.rstrip('/')}/{version}"
     top_k = min(DEFAULT_TOP_K, len(servable.class_names)) if top_k is None else top_k
     functions = serving_functions(servable, top_k, max_pixels)  # validates its arguments before anything is written
-    _prepare_output(path, overwrite)
+    prepare_output(path, overwrite)
     archive = keras.export.ExportArchive()
     archive.track(servable.model)
     for name, (fn, signature) in functions.items():
@@ -315,129 +130,6 @@ def export_saved_model(servable: Servable, export_dir: str, version: int | None 
     return path
 
 
-# ------------------------------------------------------------------------------------------- TFLite
-
-
-def export_tflite(servable: Servable, path: str, quantize: str | None = None,
-                  representative_images: Iterable[np.ndarray] | np.ndarray | None = None,
-                  overwrite: bool = False) -> str:
-    """Write a TFLite model taking one float32 [1, size, size, 3] image in [0, 255] (``quantize=None``; with
-    ``quantize="float16"`` its weights are stored as float16: half the file, float32 inputs and outputs, fp16
-    arithmetic on GPU delegates), or a full-integer one (``quantize="int8"``: int8 weights and activations, uint8 pixels in, uint8 probabilities out),
-    calibrated on ``representative_images`` (arrays [size, size, 3] or [n, size, size, 3], RGB in [0, 255]).
-    Uses Keras' LiteRT exporter (SavedModel → TFLiteConverter)."""
-    import tensorflow as tf
-
-    _require_tensorflow_backend()
-    if not path.endswith(".tflite"):
-        raise ValueError(f"The TFLite file name must end with .tflite, got {path!r}.")
-    if quantize not in (None, "float16", "int8"):
-        raise ValueError(f"quantize must be None (float32), 'float16' or 'int8', got {quantize!r}.")
-    size = servable.image_size
-    options: dict = {}
-    if quantize == "float16":  # TFLiteConverter's float16 post-training quantization
-        options = dict(optimizations=[tf.lite.Optimize.DEFAULT], target_spec={"supported_types": [tf.float16]})
-    if quantize == "int8":
-        calibration = _check_representative(representative_images, size)
-
-        def representative_dataset():
-            for image in calibration:
-                yield [image[None]]
-
-        options = dict(optimizations=[tf.lite.Optimize.DEFAULT], representative_dataset=representative_dataset,
-                       target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]},
-                       inference_input_type=tf.uint8, inference_output_type=tf.uint8)
-    _prepare_output(path, overwrite)
-    if "://" not in path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    servable.model.export(path, format="litert", verbose=False,
-                          input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name=IMAGES_INPUT)],
-                          **options)
-    return path
-
-
-def _check_representative(images, size: int) -> list[np.ndarray]:
-    if images is None:
-        raise ValueError("int8 quantization needs representative_images: real images [size, size, 3] in [0, 255] "
-                         "like those the model will see (a few hundred for a good calibration).")
-    batch = [np.asarray(images, np.float32)] if isinstance(images, np.ndarray) and images.ndim == 4 else None
-    arrays = list(batch[0]) if batch else [np.asarray(x, np.float32) for x in images]
-    if not arrays:
-        raise ValueError("representative_images is empty.")
-    for i, image in enumerate(arrays):
-        if image.shape != (size, size, 3):
-            raise ValueError(f"representative image {i} has shape {image.shape}; the model takes ({size}, {size}, 3) "
-                             "RGB images (crop/resize them like the evaluation pipeline, transforms.eval_transform).")
-        if image.min() < 0 or image.max() > 255:
-            raise ValueError(f"representative image {i} has values in [{image.min()}, {image.max()}]; pixels must "
-                             "be RGB in [0, 255] (the model does its own preprocessing).")
-    return arrays
-
-
-def run_tflite(path: str, images: np.ndarray) -> np.ndarray:
-    """Run a TFLite model from :func:`export_tflite` on float images [n, size, size, 3]; probabilities [n, classes]."""
-    try:  # LiteRT's own interpreter; tf.lite.Interpreter is deprecated
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter
-    interpreter = Interpreter(model_path=path)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    results = []
-    for image in np.asarray(images, np.float32):
-        x = image[None]
-        if inp["dtype"] != np.float32:
-            scale, zero = inp["quantization"]
-            info = np.iinfo(inp["dtype"])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(inp["dtype"])
-        interpreter.set_tensor(inp["index"], x)
-        interpreter.invoke()
-        y = interpreter.get_tensor(out["index"])[0]
-        if out["dtype"] != np.float32:
-            scale, zero = out["quantization"]
-            y = (y.astype(np.float32) - zero) * scale
-        results.append(y)
-    return np.stack(results)
-
-
-def calibration_images(source: str, image_size: int, limit: int = 200, crop_fraction: float | None = None,
-                       preprocessing: Preprocessing = LEGACY_V1) -> np.ndarray:
-    """Up to ``limit`` images [n, size, size, 3] for int8 calibration, through the evaluation crop: from a folder
-    (all JPEG/PNG/BMP/GIF files below it, sorted) or from a dataset name's training split (``training.sources.load_source``)."""
-    import tensorflow as tf
-
-    from efficientnet_keras.transforms import eval_transform
-
-    if tf.io.gfile.isdir(source):
-        files = sorted(f"{d.rstrip('/')}/{f}" for d, _, fs in tf.io.gfile.walk(source) for f in fs
-                       if f.lower().endswith(IMAGE_EXTENSIONS))[:limit]
-        if not files:
-            raise ValueError(f"No JPEG/PNG/BMP/GIF images below {source!r} to calibrate with.")
-        images = np.stack([eval_transform(tf.io.read_file(f), image_size, preprocessing, crop_fraction).numpy()
-                           for f in files])
-    else:
-        # A dataset name: read as the trainer reads it (tfds and the embedded sets are optional here, so imported
-        # only when named), through the evaluation transform that dataset calls for; an undecodable image is left out.
-        from efficientnet_keras.training import sources
-        from efficientnet_keras.transforms import decode_whole
-
-        train, _, info = sources.load_source(source)
-        crop_fraction, preprocessing = sources.eval_settings(info, preprocessing, crop_fraction)
-        ds = sources.in_storage_order(sources.limit(train, limit)).map(
-            lambda image, _: eval_transform(decode_whole(image), image_size, preprocessing, crop_fraction))
-        images = np.stack(list(ds.ignore_errors().as_numpy_iterator()))
-    # The TFLite model takes RGB images in [0, 255]: the V1 transform's bicubic overshoot is clipped to that range.
-    return np.clip(images, 0.0, 255.0)
-
-
-def _require_tensorflow_backend() -> None:
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError(f"SavedModel and TFLite export need KERAS_BACKEND=tensorflow (now "
-                         f"{keras.backend.backend()!r}); a .keras file saved on any backend loads there.")
-
-
 # ------------------------------------------------------------------------------------------- CLI
 
 
@@ -448,12 +140,13 @@ def _define_flags():
                         required=True)
     flags.DEFINE_string("weights", "default", 'For a variant name: "default" (its constructor\'s: "imagenet", or a '
                         'CoAtNet\'s timm weights), a weight set, "timm:<name>", a weights file, or "none".')
-    flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite", "tflite_fp16", "tflite_int8"],
+    flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite", "tflite_fp16", "tflite_int8", "onnx"],
                       "What to write.")
     flags.DEFINE_string("export_dir", None, "SavedModel base folder; the model goes to <export_dir>/<version>/.")
     flags.DEFINE_integer("version", None, "SavedModel version folder (default: one more than the largest there).",
                          lower_bound=0)
-    flags.DEFINE_string("output", None, "TFLite file to write (ends with .tflite).")
+    flags.DEFINE_string("output", None, "TFLite or ONNX file to write (ends with .tflite / .onnx).")
+    flags.DEFINE_integer("opset", OPSET, "For onnx: the ONNX opset of the file.", lower_bound=13)
     flags.DEFINE_integer("top_k", None, f"Classes returned per image by the serving signatures (default: "
                          f"min({DEFAULT_TOP_K}, classes)).", lower_bound=1)
     flags.DEFINE_integer("image_size", None, "Serving size (default: the variant's / run's evaluation size).")
@@ -481,6 +174,10 @@ def main(argv: list[str]) -> None:
             if not f.export_dir:
                 raise ValueError("--format=saved_model needs --export_dir.")
             path = export_saved_model(servable, f.export_dir, f.version, f.top_k, f.overwrite, f.max_pixels)
+        elif f.format == "onnx":
+            if not f.output:
+                raise ValueError("--format=onnx needs --output=FILE.onnx.")
+            path = export_onnx(servable, f.output, f.opset, f.overwrite)
         else:
             if not f.output:
                 raise ValueError(f"--format={f.format} needs --output=FILE.tflite.")

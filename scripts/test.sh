@@ -3,7 +3,7 @@
 # Bazel targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup_venv.sh torch,examples,serving,test
+bash scripts/setup_venv.sh torch,examples,serving,onnx,test
 # Real Fashion-MNIST from Debian (optional: its tests skip without it).
 if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \

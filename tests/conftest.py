@@ -79,6 +79,19 @@ def hugging_face_cache(tmp_path, monkeypatch, repo: str, state: dict) -> None:
 CAT_NAMES = {"tabby", "tiger_cat", "Persian_cat", "Siamese_cat", "Egyptian_cat"}
 
 
+def randomize_batchnorm(model, seed=0):
+    """Non-trivial BatchNorm statistics and affine parameters, so a random network's outputs are not ~0."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            shape = layer.moving_mean.shape
+            layer.moving_mean.assign(rng.normal(0, 0.5, shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, shape))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, shape))
+            layer.beta.assign(rng.normal(0, 0.2, shape))
+    return model
+
+
 def real_photos() -> list:
     """Four real photos that ship with scikit-image (cat, espresso, astronaut, rocket), uint8 RGB."""
     from skimage import data as photos

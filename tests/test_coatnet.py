@@ -285,7 +285,7 @@ def test_tflite_and_mixed_precision_agree_with_float32(tmp_path):
     model = create_model("CoAtNetNanoRW", weights=None, classifier_activation=None)
     x = _photos(224)
     expected = model.predict(x, verbose=0)
-    path = export.export_tflite(export.Servable(model, 224, export._default_class_names(1000)),
+    path = export.export_tflite(export.Servable(model, 224, export.default_class_names(1000)),
                                 str(tmp_path / "nano.tflite"))
     np.testing.assert_allclose(export.run_tflite(path, x), expected, atol=1e-4, rtol=0)
     for policy, tolerance in (("mixed_bfloat16", 0.1), ("mixed_float16", 0.01)):

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import jpeg_claiming, oversized_png, random_images
+from conftest import jpeg_claiming, oversized_png, random_images, randomize_batchnorm
 
 from efficientnet_keras import build_efficientnet, create_model
 from efficientnet_keras.training import data as data_lib
@@ -31,18 +31,6 @@ def _photos():
     folder = os.path.dirname(data.__file__)
     files = {f.split(".")[0]: f for f in os.listdir(folder)}
     return {name: skimage.io.imread(os.path.join(folder, files[name])) for name in PHOTOS}
-
-
-def _randomize_batchnorm(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            shape = layer.moving_mean.shape
-            layer.moving_mean.assign(rng.normal(0, 0.5, shape))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, shape))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, shape))
-            layer.beta.assign(rng.normal(0, 0.2, shape))
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +59,7 @@ def encoded_photos():
 def test_fold_batchnorm_removes_every_batchnorm_and_keeps_outputs(variant):
     keras.utils.set_random_seed(0)  # the random network's logit scale varies with its initialization
     # V1's input normalization is weights (set here as the official sets do): the fold must carry them over.
-    model = _randomize_batchnorm(create_model(variant, weights=None, classifier_activation=None,
+    model = randomize_batchnorm(create_model(variant, weights=None, classifier_activation=None,
                                               normalization="imagenet"))
     folded = export.fold_batchnorm(model)
     assert not [layer for layer in folded.layers if isinstance(layer, keras.layers.BatchNormalization)]
@@ -91,7 +79,7 @@ def test_fold_batchnorm_leaves_what_it_cannot_fold(tmp_path):
     dense = keras.layers.BatchNormalization(name="bn_after_dense")(keras.layers.Dense(4, name="dense")(inputs))
     b = keras.layers.BatchNormalization(name="bn_ok")(keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(inputs))
     outputs = keras.layers.Add()([a, conv, b, keras.layers.Cropping2D(1)(dense)])
-    model = _randomize_batchnorm(keras.Model(inputs, outputs))
+    model = randomize_batchnorm(keras.Model(inputs, outputs))
     assert export.foldable_pairs(model) == {"bn_ok": "conv"}
     folded = export.fold_batchnorm(model)
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
@@ -257,7 +245,7 @@ def test_load_servable_sources_and_errors(tmp_path):
 
 @pytest.mark.slow
 def test_cli_exports_a_folded_model(tmp_path):
-    model = _randomize_batchnorm(build_efficientnet(TINY_BLOCKS, 1.0, 1.0, 32, family="v2", classes=3,
+    model = randomize_batchnorm(build_efficientnet(TINY_BLOCKS, 1.0, 1.0, 32, family="v2", classes=3,
                                                     input_shape=(None, None, 3)))
     model.save(tmp_path / "tiny.keras")
     cmd = [sys.executable, "-m", "efficientnet_keras.export", f"--model={tmp_path / 'tiny.keras'}",
@@ -280,7 +268,7 @@ def test_cli_exports_a_folded_model(tmp_path):
 @pytest.mark.slow
 def test_tflite_float_logits_match_keras(tmp_path):
     servable = export.Servable(create_model("EfficientNetLite0", classifier_activation=None), 224,
-                               export._default_class_names(1000))
+                               export.default_class_names(1000))
     path = export.export_tflite(servable, str(tmp_path / "lite0.tflite"))
     photos = _photos()
     images = np.stack([center_crop(photos[p], 224).numpy() for p in ("chelsea", "coffee", "rocket")])
