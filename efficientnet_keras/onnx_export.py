@@ -108,9 +108,15 @@ def export_onnx(servable: Servable, path: str, opset: int = OPSET, overwrite: bo
     frozen = convert_variables_to_constants_v2(function)
     inputs, outputs = [t.name for t in frozen.inputs], [t.name for t in frozen.outputs]
     names = dict(zip(inputs + outputs, (IMAGES_INPUT, *OUTPUTS), strict=True))
-    proto, _ = tf2onnx.convert.from_graph_def(
-        frozen.graph.as_graph_def(), name=servable.model.name, input_names=inputs, output_names=outputs,
-        opset=opset, custom_op_handlers={"Erfc": (_erfc, [])}, tensors_to_rename=names)
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)  # tf2onnx calls TF1 graph utilities, each logging a deprecation warning
+    try:
+        proto, _ = tf2onnx.convert.from_graph_def(
+            frozen.graph.as_graph_def(), name=servable.model.name, input_names=inputs, output_names=outputs,
+            opset=opset, custom_op_handlers={"Erfc": (_erfc, [])}, tensors_to_rename=names)
+    finally:
+        tf_logger.setLevel(level)
     for value in (*proto.graph.input, *proto.graph.output):
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
     prepare_output(path, overwrite)

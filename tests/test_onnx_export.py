@@ -110,6 +110,7 @@ def test_cli_writes_onnx(tmp_path):
                           "--format=onnx", f"--output={out}"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == f"Wrote {out}"
+    assert "deprecated" not in run.stderr  # clean output: tf2onnx's TF1 deprecation warnings are not shown
     images = random_images(2, 32)
     np.testing.assert_allclose(export.run_onnx(str(out), images)["probabilities"], model.predict(images, verbose=0),
                                atol=1e-5, rtol=0)
