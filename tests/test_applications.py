@@ -107,3 +107,20 @@ def test_application_base(name):
     assert len(model.weights) == len(reconstructed.weights)
     reconstructed.set_weights(model.get_weights())
     np.testing.assert_allclose(reconstructed.predict(x, verbose=0), preds, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["EfficientNetB0", "EfficientNetV2B0", "EfficientNetLite0"])
+def test_channels_first_logits_equal_channels_last(name):
+    """The same weights in both layouts give the same logits (kernels do not depend on the layout; the inputs
+    and every feature map are transposed), with real BatchNorm statistics so the logits are not ~0."""
+    from conftest import random_images, randomize_batchnorm
+
+    last = randomize_batchnorm(ek.create_model(name, weights=None, classifier_activation=None,
+                                               input_shape=(96, 96, 3)))
+    keras.config.set_image_data_format("channels_first")
+    first = ek.create_model(name, weights=None, classifier_activation=None, input_shape=(3, 96, 96))
+    first.set_weights(last.get_weights())
+    images = random_images(2, 96)
+    logits = last.predict(images, verbose=0)
+    assert np.ptp(logits) > 0.5
+    np.testing.assert_allclose(first.predict(images.transpose(0, 3, 1, 2), verbose=0), logits, atol=1e-4, rtol=2e-5)

@@ -257,3 +257,21 @@ def test_logits_stay_float32_under_mixed_precision():
         assert model(random_images(1, 64)).dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("family", [V1, V2])  # MBConv and Fused-MBConv stages
+def test_a_noskip_stage_builds_without_residual_adds(family):
+    """``noskip`` removes the identity shortcut of every block of its stage (and only there): the same weights
+    give other outputs than the network with the shortcut."""
+    blocks = ["r2_k3_s1_e1_i16_o16_c1_noskip", "r2_k3_s1_e4_i16_o16_se0.25"]
+    strings = [blocks[0] if family is V2 else blocks[0].replace("_c1", ""), blocks[1]]
+    kwargs = dict(family=family, default_size=32, input_shape=(32, 32, 3), classes=3, classifier_activation=None)
+    noskip = ek.build_efficientnet(strings, **kwargs)
+    skip = ek.build_efficientnet([strings[0].replace("_noskip", ""), strings[1]], **kwargs)
+    adds = [layer.name for layer in noskip.layers if isinstance(layer, keras.layers.Add)]
+    assert adds == ["block2a_add", "block2b_add"]  # stage 1 (noskip) has none; stage 2 keeps its shortcuts
+    assert "block1b_add" in [layer.name for layer in skip.layers]
+    skip.set_weights(noskip.get_weights())
+    images = random_images(2, 32)
+    a, b = noskip.predict(images, verbose=0), skip.predict(images, verbose=0)
+    assert np.all(np.isfinite(a)) and np.abs(a - b).max() > 1e-3
