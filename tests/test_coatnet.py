@@ -298,3 +298,30 @@ def test_tflite_and_mixed_precision_agree_with_float32(tmp_path):
         mixed.set_weights(model.get_weights())
         assert mixed.get_layer("block3a_attention").compute_dtype == policy.split("_")[1]
         np.testing.assert_allclose(mixed.predict(x, verbose=0), expected, atol=tolerance * np.abs(expected).max())
+
+
+RW = ["CoAtNetNanoRW", "CoAtNet0RW", "CoAtNetBN0RW", "CoAtNet1RW", "CoAtNet2RW", "CoAtNet3RW"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("function", RW)
+def test_every_rw_coatnet_gives_timms_logits_in_float64(function):
+    """Each of timm's six _rw CoAtNets, random weights with randomized norms, float64 on both sides (so that 1e-6
+    measures the mapping, not float32 rounding through the attention stages)."""
+    torch, _ = _torch_and_timm()
+    v = get_variant(function)
+    reference = _timm_model(v.timm, num_classes=1000).double()  # coatnet_3_rw_224 defaults to in12k
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        model = create_model(v, weights=None, include_preprocessing=False, classifier_activation=None,
+                             input_shape=(224, 224, 3))
+    finally:
+        keras.config.set_dtype_policy(policy)
+    coatnet_to_keras(model, _state(reference))
+    x = _photos(224).astype(np.float64) / 127.5 - 1  # inputs as the network sees them after its normalization
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
+    logits = keras.ops.convert_to_numpy(model(x, training=False))
+    assert np.abs(expected[0] - expected[1]).max() > 0.1  # logits that tell the photos apart (1e5 x atol)
+    np.testing.assert_allclose(logits, expected, atol=1e-6, rtol=0)
