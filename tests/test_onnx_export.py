@@ -21,6 +21,12 @@ def _servable(model, size=224):
     return export.Servable(model, size, export.default_class_names(model.output_shape[-1]))
 
 
+def _tiny():
+    """One Fused-MBConv block at 32 px, 3 classes: enough network for the file and CLI checks."""
+    return build_efficientnet(["r1_k3_s1_e1_i16_o16_c1"], 1.0, 1.0, 32, family="v2", classes=3,
+                              input_shape=(32, 32, 3))
+
+
 def _keras_logits(model, images):
     body = keras.Model(model.inputs, model.layers[-1].input)
     head = model.layers[-1]
@@ -72,8 +78,7 @@ def test_a_mixed_precision_model_exports_its_float32_network(tmp_path):
 
 
 def test_onnx_to_remote_storage_and_bad_input(tmp_path, monkeypatch):
-    model = build_efficientnet(["r1_k3_s1_e1_i16_o16_c1"], 1.0, 1.0, 32, family="v2", classes=3,
-                               input_shape=(32, 32, 3))
+    model = _tiny()
     servable = _servable(model, 32)
     path = export.export_onnx(servable, "ram://onnx/tiny.onnx")
     assert export.run_onnx(path, random_images(1, 32))["probabilities"].shape == (1, 3)
@@ -102,8 +107,7 @@ def test_onnx_to_remote_storage_and_bad_input(tmp_path, monkeypatch):
 
 
 def test_cli_writes_onnx(tmp_path):
-    model = build_efficientnet(["r1_k3_s1_e1_i16_o16_c1"], 1.0, 1.0, 32, family="v2", classes=3,
-                               input_shape=(32, 32, 3))
+    model = _tiny()
     model.save(tmp_path / "tiny.keras")
     out = tmp_path / "tiny.onnx"
     run = subprocess.run([sys.executable, "-m", "efficientnet_keras.export", f"--model={tmp_path / 'tiny.keras'}",
