@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 
 __all__ = ["backup_files", "BACKUP_SAVE_METHOD", "flatten_layers", "inbound_nodes", "producer", "ema_variables",
-           "optimizer_trainable_variables", "variable_index", "rmsprop_slots", "EMA_UPDATE_METHOD", "clear_initial_epoch"]
+           "optimizer_trainable_variables", "source_inputs", "variable_index", "rmsprop_slots", "EMA_UPDATE_METHOD", "clear_initial_epoch"]
 
 # The optimizer method that updates the EMA of the trainable weights after each step (Keras calls it when
 # use_ema=True); our optimizers override it (training/optimizers.py) to run the official EMA of weights and
@@ -25,6 +25,13 @@ def flatten_layers(layer: keras.layers.Layer, include_self: bool = True):
 def inbound_nodes(layer: keras.layers.Layer) -> list:
     """The Functional-graph nodes at which ``layer`` is called (one per call)."""
     return layer._inbound_nodes
+
+
+def source_inputs(tensor) -> list:
+    """The Input tensors a symbolic tensor derives from (keras.applications builds on ``input_tensor`` so)."""
+    from keras.src.ops.operation_utils import get_source_inputs  # keras.src is only read when this is called
+
+    return get_source_inputs(tensor)
 
 
 def producer(tensor) -> keras.layers.Layer:

@@ -106,34 +106,7 @@ def decode(s: str) -> BlockArgs:
         key, value = match.groups()
         if key in fields or (key == "noskip" and "noskip" in fields):
             raise _error(s, position, token, f"repeats the {_NAMES.get(key, key)} given earlier")
-        if key == "noskip":
-            if value:
-                raise _error(s, position, token, "is unknown (expected exactly 'noskip')")
-            fields[key] = True
-        elif key == "s":
-            if not value.isdigit() or len(value) not in (1, 2) or any(c not in "12" for c in value):
-                raise _error(s, position, token, "must give the stride as 1 or 2, or two such digits (s11, s22)")
-            if len(value) == 2 and value[0] != value[1]:
-                raise _error(s, position, token, "has different strides for height and width; EfficientNet needs equal ones")
-            fields[key] = int(value) if len(value) == 1 else (int(value[0]), int(value[1]))
-        elif key == "se":
-            try:
-                ratio = float(value)
-            except ValueError:
-                raise _error(s, position, token, "must give the squeeze-excite ratio as a number in (0, 1]") from None
-            if not 0 < ratio <= 1:
-                raise _error(s, position, token, "must give the squeeze-excite ratio as a number in (0, 1]")
-            fields[key] = value  # keep the spelling for exact round trips
-        elif key == "c":
-            if value not in ("0", "1", "2"):
-                raise _error(s, position, token,
-                             "must give the block type as 0 (MBConv), 1 (Fused-MBConv) or 2 (Transformer)")
-            fields[key] = int(value)
-        else:
-            number = _positive_int(s, position, token, key, value)
-            if key == "k" and number % 2 == 0:
-                raise _error(s, position, token, "must give an odd kernel size")
-            fields[key] = number
+        fields[key] = _value(s, position, token, key, value)
     transformer = fields.get("c") == TRANSFORMER
     required = _REQUIRED if transformer else ("r", "k") + _REQUIRED[1:]
     missing = [k for k in required if k not in fields]
@@ -164,6 +137,37 @@ def decode(s: str) -> BlockArgs:
         id_skip=not fields.get("noskip", False),
         head_size=fields.get("h", DEFAULT_HEAD_SIZE) if transformer else None,
     )
+
+
+def _value(s: str, position: int, token: str, key: str, value: str):
+    """The value of one token, checked for its key."""
+    if key == "noskip":
+        if value:
+            raise _error(s, position, token, "is unknown (expected exactly 'noskip')")
+        return True
+    if key == "s":
+        if not value.isdigit() or len(value) not in (1, 2) or any(c not in "12" for c in value):
+            raise _error(s, position, token, "must give the stride as 1 or 2, or two such digits (s11, s22)")
+        if len(value) == 2 and value[0] != value[1]:
+            raise _error(s, position, token, "has different strides for height and width; EfficientNet needs equal ones")
+        return int(value) if len(value) == 1 else (int(value[0]), int(value[1]))
+    if key == "se":
+        try:
+            ratio = float(value)
+        except ValueError:
+            raise _error(s, position, token, "must give the squeeze-excite ratio as a number in (0, 1]") from None
+        if not 0 < ratio <= 1:
+            raise _error(s, position, token, "must give the squeeze-excite ratio as a number in (0, 1]")
+        return value  # keep the spelling for exact round trips
+    if key == "c":
+        if value not in ("0", "1", "2"):
+            raise _error(s, position, token,
+                         "must give the block type as 0 (MBConv), 1 (Fused-MBConv) or 2 (Transformer)")
+        return int(value)
+    number = _positive_int(s, position, token, key, value)
+    if key == "k" and number % 2 == 0:
+        raise _error(s, position, token, "must give an odd kernel size")
+    return number
 
 
 class _SeRatio(float):

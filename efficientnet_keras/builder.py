@@ -22,6 +22,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from efficientnet_keras import _keras_private as private
 from efficientnet_keras import block_args as block_args_lib
 from efficientnet_keras.block_args import BlockArgs
 from efficientnet_keras.blocks import (BLOCK_TYPES, FUNCTIONS, ConvHead, MBConvConfig, NormHead, Ops, Position,
@@ -266,32 +267,16 @@ def build_efficientnet(
     ``pretrained`` only tightens input checks (3 channels). ``normalization`` overrides the family's input
     normalization (the numbers a pretrained config names, e.g. ``UNIT`` for V2-B0 weights trained on [-1, 1]
     inputs); ``keras_v1_variance`` adds the extra ``rescaling_1`` layer keras.applications V1 uses with its
-    ImageNet files. The model's ``preprocessing`` (``network.get_preprocessing``) records both. ``max_input_size``: the largest image side the relative-attention tables of Transformer
-    stages cover (they cover ``default_size`` and the static input size in any case).
+    ImageNet files. The model's ``preprocessing`` (``network.get_preprocessing``) records both.
+    ``max_input_size``: the largest image side the relative-attention tables of Transformer stages cover (they
+    cover ``default_size`` and the static input size in any case).
     ``efficientnet_keras.models`` wraps this with weight loading for the named variants.
     """
-    if isinstance(family, str):
-        if family not in FAMILIES:
-            raise ValueError(f"Unknown family {family!r}; expected one of {sorted(FAMILIES)}.")
-        family = FAMILIES[family]
-    decoded = [b if isinstance(b, BlockArgs) else block_args_lib.decode(b) for b in blocks]
-    if not decoded:
-        raise ValueError("blocks must hold at least one block-args string; got none.")
-    _check_coefficients(width_coefficient, depth_coefficient, default_size, dropout_rate, drop_connect_rate)
-    scale = _Scaling(family, width_coefficient, depth_coefficient, depth_divisor)
-    _check_stages(decoded, family, scale.filters)
-    if pooling not in (None, "avg", "max"):
-        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}.")
-    if include_top and (not isinstance(classes, int) or classes < 1):
-        raise ValueError(f"classes must be a positive integer, got {classes!r}.")
+    family, decoded, scale = _checked(blocks, family, width_coefficient, depth_coefficient, depth_divisor,
+                                      default_size, dropout_rate, drop_connect_rate, pooling, include_top, classes)
 
     input_shape = resolve_input_shape(input_shape, default_size, include_top, pretrained)
-    if input_tensor is None:
-        img_input = layers.Input(shape=input_shape)
-    elif not keras.backend.is_keras_tensor(input_tensor):
-        img_input = layers.Input(tensor=input_tensor, shape=input_shape)
-    else:
-        img_input = input_tensor
+    img_input = _model_input(input_tensor, input_shape)
 
     ops = Ops(family.activation, family.bn_momentum, family.bn_epsilon, family.padding)
     x = img_input
@@ -308,17 +293,40 @@ def build_efficientnet(
         family.head, ConvHead) else filters_in
     x = head(x, family.head, ops, conv_filters, include_top, pooling, dropout_rate, classes, classifier_activation)
 
-    if input_tensor is not None:
-        from keras.src.ops.operation_utils import get_source_inputs  # same helper keras.applications uses
-
-        inputs = get_source_inputs(input_tensor)
-    else:
-        inputs = img_input
+    inputs = img_input if input_tensor is None else private.source_inputs(input_tensor)
     # Keras maps the layer graph recursively (here and when it saves or clones the model): V2-XL (1,500+ layers)
     # needs more than Python's default depth, so the limit is raised for the process, never lowered.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
     preprocessing = PreprocessingConfig.make(normalization, include_preprocessing, default_size)
     return EfficientNetModel(inputs, x, name=name, preprocessing=preprocessing)
+
+
+def _checked(blocks, family, width_coefficient, depth_coefficient, depth_divisor, default_size, dropout_rate,
+             drop_connect_rate, pooling, include_top, classes) -> tuple[Family, list[BlockArgs], _Scaling]:
+    """build_efficientnet's arguments checked before any layer is made: the family, decoded blocks, scaling."""
+    if isinstance(family, str):
+        if family not in FAMILIES:
+            raise ValueError(f"Unknown family {family!r}; expected one of {sorted(FAMILIES)}.")
+        family = FAMILIES[family]
+    decoded = [b if isinstance(b, BlockArgs) else block_args_lib.decode(b) for b in blocks]
+    if not decoded:
+        raise ValueError("blocks must hold at least one block-args string; got none.")
+    _check_coefficients(width_coefficient, depth_coefficient, default_size, dropout_rate, drop_connect_rate)
+    scale = _Scaling(family, width_coefficient, depth_coefficient, depth_divisor)
+    _check_stages(decoded, family, scale.filters)
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}.")
+    if include_top and (not isinstance(classes, int) or classes < 1):
+        raise ValueError(f"classes must be a positive integer, got {classes!r}.")
+    return family, decoded, scale
+
+
+def _model_input(input_tensor, input_shape):
+    if input_tensor is None:
+        return layers.Input(shape=input_shape)
+    if not keras.backend.is_keras_tensor(input_tensor):
+        return layers.Input(tensor=input_tensor, shape=input_shape)
+    return input_tensor
 
 
 def _largest_map(shape, channel_axis: int, default_size: int, max_input_size: int | None) -> tuple[int, int]:

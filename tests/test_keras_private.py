@@ -24,6 +24,8 @@ def test_graph_introspection():
     assert model in private.flatten_layers(model)
     assert len(private.inbound_nodes(model.get_layer("hidden"))) == 1
     assert private.producer(model.outputs[0]) is model.get_layer("out")
+    derived = keras.layers.Dense(2)(keras.layers.Dense(3)(model.inputs[0]))
+    assert private.source_inputs(derived) == [model.inputs[0]]
 
 
 def test_optimizer_ema_and_rmsprop_slots():

@@ -151,3 +151,32 @@ def test_weights_never_import_the_models_even_inside_functions():
     graph = _graph(local=True)
     for module in (m for m in graph if m.startswith("efficientnet_keras.weights")):
         assert _reaches(graph, module, ("efficientnet_keras.models",)) == [], module
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_module_is_over_400_lines():
+    long = {name: n for name, path in MODULES.items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}; split them by idea."
+
+
+def _long_functions_without_a_reason() -> dict[str, int]:
+    """Functions over the limit whose ``def`` (up to the line that ends the signature) carries no comment."""
+    found = {}
+    for name, path in MODULES.items():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                signature = lines[node.lineno - 1:node.body[0].lineno - 1]
+                if length > MAX_FUNCTION_LINES and not any("#" in line for line in signature):
+                    found[f"{name}.{node.name}"] = length
+    return found
+
+
+def test_no_function_is_over_60_lines_without_a_comment_saying_why():
+    long = _long_functions_without_a_reason()
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines with no reason on their def line: {long}"

@@ -562,17 +562,17 @@ def _importable(module):
 
 
 def test_resume_refuses_a_changed_setting_and_names_it(tmp_path):
-    from efficientnet_keras.training.trainer import _prepare_model_dir
+    from efficientnet_keras.training.claim import prepare_model_dir
 
     base = TrainConfig(**{**QUICK_CONFIG, "model_dir": str(tmp_path / "run")})
-    _prepare_model_dir(base, 10)
+    prepare_model_dir(base, 10)
     for field, value in (("learning_rate_per_256", 0.1), ("optimizer", "rmsprop"), ("weight_decay", 0.0),
                          ("ema_decay", 0.5), ("mixed_precision", "bfloat16")):
         changed = TrainConfig(**{**QUICK_CONFIG, "model_dir": str(tmp_path / "run"), "resume": True, field: value})
         with pytest.raises(ValueError, match=f"{field}: .* there vs {value!r} now"):
-            _prepare_model_dir(changed, 10)
+            prepare_model_dir(changed, 10)
     # Settings that leave the training's math alone may change on resume.
-    _prepare_model_dir(TrainConfig(**{**QUICK_CONFIG, "model_dir": str(tmp_path / "run"), "resume": True,
+    prepare_model_dir(TrainConfig(**{**QUICK_CONFIG, "model_dir": str(tmp_path / "run"), "resume": True,
                                       "verbose": 2, "eval_every": 2, "strategy": "default"}), 10)
 
 

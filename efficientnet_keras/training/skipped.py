@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+import keras
 import tensorflow as tf
 
-__all__ = ["SkippedImages", "skip_undecodable", "refill", "undecodable_in"]
+__all__ = ["SkippedImages", "SkippedImagesLog", "skip_undecodable", "refill", "undecodable_in"]
 
 
 def _positions() -> tf.Variable:
@@ -97,3 +98,41 @@ def undecodable_in(ds: tf.data.Dataset, decode) -> list[int]:
     for _ in skip_undecodable(ds, decode, counter, tf.data.AUTOTUNE, positions):
         pass
     return [int(p) for p in positions.numpy()]
+
+
+class SkippedImagesLog(keras.callbacks.Callback):
+    """Adds the images skipped as undecodable in each epoch to its logs (CSV, TensorBoard) and says so: each file
+    by its path, once in the run; records (no names) by their count, when it first appears or changes."""
+
+    def __init__(self, skipped, verbose: int):
+        super().__init__()
+        self.skipped, self.verbose = skipped, verbose
+        self.seen = {"train": 0, "eval": 0}
+        self.named: set[str] = set()
+        self.told = {"train": 0, "eval": 0}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.skipped.reset_positions()
+
+    def on_epoch_end(self, epoch, logs=None):
+        for part in ("train", "eval"):
+            total = int(getattr(self.skipped, part).numpy())
+            new, self.seen[part] = total - self.seen[part], total
+            if logs is not None:
+                logs[f"skipped_{part}_images"] = float(new)
+            if new and self.verbose:
+                self._tell(part, epoch, new)
+
+    def _tell(self, part: str, epoch: int, count: int) -> None:
+        names = self.skipped.names(part, epoch)
+        if names is None:
+            if count != self.told[part]:
+                self.told[part] = count
+                print(f"\nWarning: epoch {epoch + 1} skipped {count} {part} image(s) that could not be decoded "
+                      f"(corrupt, not JPEG/PNG/GIF/BMP, or above --max_image_pixels); each epoch's count is logged as skipped_{part}_images.")
+            return
+        for name in sorted(set(names) - self.named):
+            print(f"\nWarning: skipped {name}: it could not be decoded (corrupt, not JPEG/PNG/GIF/BMP, or above "
+                  "--max_image_pixels). It is "
+                  f"left out of every epoch (logged as skipped_{part}_images); replace or delete it.")
+        self.named.update(names)

@@ -40,7 +40,9 @@ from efficientnet_keras.training.optimizers import (AdamWEMA, RMSpropEMA, SwapEM
                                                    ours)
 from efficientnet_keras.training.progressive import ProgressiveLearning, preset_for, scale_batch, stage_for_epoch
 from efficientnet_keras.training.recipes import default_warmup, official_train_size, resolve
-from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, RUN_FILE, Backup, HistoryCSV, RunDir
+from efficientnet_keras.training.claim import claim_model_dir
+from efficientnet_keras.training.rundir import FINAL_MODEL, RESULTS_FILE, Backup, HistoryCSV, RunDir
+from efficientnet_keras.training.skipped import SkippedImagesLog
 from efficientnet_keras.weights.convert import assign_layers, layer_values
 from efficientnet_keras.weights.load import TIMM_PREFIX, WEIGHT_SETS
 
@@ -85,63 +87,6 @@ def _fit_segments(c: TrainConfig, stages, num_train: int) -> list[tuple[int, int
 
 
 # ---------------------------------------------------------------------------------------------- run record
-
-
-def _record(c: TrainConfig, num_classes: int) -> dict[str, Any]:
-    return {"config": dataclasses.asdict(c), "num_classes": num_classes}
-
-
-def _changed_fields(previous: dict, current: dict) -> dict[str, tuple]:
-    """Fields that change the training math and differ between two run records. Records of older versions (a
-    flat dict of some fields) compare on the fields they have."""
-    old = previous.get("config", previous)
-    new = {**current["config"], "num_classes": current["num_classes"]}
-    if "config" in previous:
-        old = {**old, "num_classes": previous.get("num_classes")}
-    resumable = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["resumable"]}
-    return {k: (old[k], v) for k, v in new.items() if k in old and k not in resumable and old[k] != v}
-
-
-def _prepare_model_dir(c: TrainConfig, num_classes: int) -> None:
-    """Write the run record; refuse to mix runs (a changed setting, another run, a foreign folder)."""
-    run = RunDir(c.model_dir)
-    record = _record(c, num_classes)
-    if run.exists(RUN_FILE):
-        if c.overwrite:
-            run.delete()
-        else:
-            changed = _changed_fields(run.read_json(RUN_FILE), record)
-            if changed:
-                raise ValueError(
-                    f"model_dir {c.model_dir!r} holds a run of another configuration: "
-                    + ", ".join(f"{k}: {old!r} there vs {new!r} now" for k, (old, new) in changed.items())
-                    + ". These change the training, so the run cannot continue with them. Use the run's settings, "
-                    "another --model_dir, or --overwrite to delete it."
-                )
-            if not c.resume:
-                raise ValueError(
-                    f"model_dir {c.model_dir!r} already holds this run. Pass --resume to continue it (or to re-run "
-                    "its final evaluation), or --overwrite to start over; nothing was changed."
-                )
-    elif not run.is_empty() and not c.overwrite:
-        raise ValueError(f"model_dir {c.model_dir!r} is not empty and holds no run of ours; choose another folder.")
-    run.check_writable()
-    run.write_json(RUN_FILE, record)
-
-
-def _claim_model_dir(c: TrainConfig, strategy, num_classes: int) -> bool:
-    """The chief prepares model_dir (all workers share it); the others wait and stop if it refused. Returns
-    whether this process is the chief (the one that writes)."""
-    chief = distribute.is_chief(strategy)
-    refused = None
-    if chief:
-        try:
-            _prepare_model_dir(c, num_classes)
-        except ValueError as e:
-            refused = e
-    if not distribute.all_workers_ok(strategy, refused is None):
-        raise refused or ValueError(f"The chief worker refused model_dir {c.model_dir!r}; its output says why.")
-    return chief
 
 
 # ---------------------------------------------------------------------------------------------- steps
@@ -250,49 +195,11 @@ def _compile(c: TrainConfig, model, plan: _Plan, kind: str, held: list) -> None:
     model.optimizer.build(model.trainable_variables)
 
 
-class _SkippedImagesLog(keras.callbacks.Callback):
-    """Adds the images skipped as undecodable in each epoch to its logs (CSV, TensorBoard) and says so: each file
-    by its path, once in the run; records (no names) by their count, when it first appears or changes."""
-
-    def __init__(self, skipped, verbose: int):
-        super().__init__()
-        self.skipped, self.verbose = skipped, verbose
-        self.seen = {"train": 0, "eval": 0}
-        self.named: set[str] = set()
-        self.told = {"train": 0, "eval": 0}
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.skipped.reset_positions()
-
-    def on_epoch_end(self, epoch, logs=None):
-        for part in ("train", "eval"):
-            total = int(getattr(self.skipped, part).numpy())
-            new, self.seen[part] = total - self.seen[part], total
-            if logs is not None:
-                logs[f"skipped_{part}_images"] = float(new)
-            if new and self.verbose:
-                self._tell(part, epoch, new)
-
-    def _tell(self, part: str, epoch: int, count: int) -> None:
-        names = self.skipped.names(part, epoch)
-        if names is None:
-            if count != self.told[part]:
-                self.told[part] = count
-                print(f"\nWarning: epoch {epoch + 1} skipped {count} {part} image(s) that could not be decoded "
-                      f"(corrupt, not JPEG/PNG/GIF/BMP, or above --max_image_pixels); each epoch's count is logged as skipped_{part}_images.")
-            return
-        for name in sorted(set(names) - self.named):
-            print(f"\nWarning: skipped {name}: it could not be decoded (corrupt, not JPEG/PNG/GIF/BMP, or above "
-                  "--max_image_pixels). It is "
-                  f"left out of every epoch (logged as skipped_{part}_images); replace or delete it.")
-        self.named.update(names)
-
-
 def _callbacks(c: TrainConfig, plan: _Plan, state, skipped, chief: bool, extra) -> list:
     run = RunDir(c.model_dir)
     callbacks = [ProgressiveLearning(plan.stages, c.epochs, state, seed=c.seed, verbose=c.verbose,
                                      augment=c.augment),
-                 _SkippedImagesLog(skipped, c.verbose)]
+                 SkippedImagesLog(skipped, c.verbose)]
     if c.unfreeze_after:
         callbacks.append(Unfreeze(c.unfreeze_after, c.unfreeze_lr_scale, c.verbose))
     if c.ema_decay > 0:
@@ -370,7 +277,7 @@ def train(config: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
     train_split = sources.limit(train_split, c.train_examples)
     eval_split = sources.limit(eval_split, c.eval_examples)
     data_lib.check_batch_fits(train_split, max(s.batch_size or c.batch_size for s in plan.stages), c.max_image_pixels)
-    chief = _claim_model_dir(c, strategy, info.num_classes)
+    chief = claim_model_dir(c, strategy, info.num_classes)
     started, num_eval = time.perf_counter(), min(info.num_eval, c.eval_examples or info.num_eval)
     if c.verbose and chief:
         print(report.header(c, info, plan, num_eval), flush=True)
