@@ -1,5 +1,9 @@
 """A built model knows its preprocessing (``get_preprocessing``), and keeps it through save, load and clone."""
 
+import dataclasses
+import importlib.util
+import json
+import pathlib
 import subprocess
 import sys
 
@@ -93,3 +97,21 @@ def test_set_weights_puts_the_input_normalization_numbers_in_use():
     first = keras.Model(model.inputs, model.get_layer("normalization").output)
     np.testing.assert_allclose(first.predict(np.full((1, 32, 32, 3), 127.5), verbose=0)[0, 0, 0],
                                0.0, atol=1e-6)
+
+
+SAVED = pathlib.Path(__file__).parent / "fixtures" / "saved_models"
+SAVED_RECORD = json.loads((SAVED / "logits.json").read_text())
+_maker = importlib.util.spec_from_file_location("make_saved_models", SAVED.parent / "make_saved_models.py")
+make_saved_models = importlib.util.module_from_spec(_maker)
+_maker.loader.exec_module(make_saved_models)
+
+
+@pytest.mark.parametrize("case", sorted(SAVED_RECORD["cases"]))
+def test_a_model_saved_by_an_earlier_release_loads_with_its_logits_and_preprocessing(case):
+    """``.keras`` files written by release 0.1.0 (tests/fixtures/make_saved_models.py): this code loads them into
+    the same network. A change to layer names, configs or weight order that breaks users' saved models fails."""
+    expected = SAVED_RECORD["cases"][case]
+    model = keras.saving.load_model(SAVED / expected["file"])
+    assert type(model) is ek.EfficientNetModel
+    assert json.loads(json.dumps(dataclasses.asdict(ek.get_preprocessing(model)))) == expected["preprocessing"]
+    np.testing.assert_allclose(model.predict(make_saved_models.inputs(), verbose=0), expected["logits"], rtol=1e-4, atol=1e-4)
