@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the tests need into .venv, run the whole suite (slow tests included) on 2 workers, then the
-# Bazel targets.
+# installed-wheel check and the Bazel targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_venv.sh torch,examples,serving,onnx,test
@@ -14,6 +14,8 @@ status=0
 .venv/bin/python -m pytest -n 2 --dist loadgroup "$@" || status=$?
 echo "Test suite (pytest): $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"
 [ "$status" = 0 ] || exit "$status"
+# The built wheel, installed outside the source tree: console scripts, package data, a .keras round trip.
+bash scripts/wheel_test.sh
 # The Bazel build of every target and its fast test targets (offline, Debian's bazel-bootstrap).
 bash scripts/bazel_test.sh
 echo "Test suite and Bazel targets: $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"

@@ -180,3 +180,17 @@ def _long_functions_without_a_reason() -> dict[str, int]:
 def test_no_function_is_over_60_lines_without_a_comment_saying_why():
     long = _long_functions_without_a_reason()
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines with no reason on their def line: {long}"
+
+
+def test_every_data_file_of_the_package_is_in_package_data():
+    """A file the package reads at run time but setup.py does not ship works from the source tree and fails in the
+    installed wheel (scripts/wheel_test.sh proves the wheel; this finds the omission in a second)."""
+    setup = ast.parse((PACKAGE.parent / "setup.py").read_text(encoding="utf-8"))
+    call = next(n for n in ast.walk(setup) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "setup")
+    package_data = ast.literal_eval(next(k.value for k in call.keywords if k.arg == "package_data"))
+    patterns = package_data["efficientnet_keras"]
+    data = [p.relative_to(PACKAGE) for p in PACKAGE.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    assert data, "the package holds no data files: this test would check nothing"
+    unshipped = [str(p) for p in data if not any(p.match(pattern) for pattern in patterns)]
+    assert not unshipped, f"package files not in setup.py's package_data: {unshipped}"
