@@ -60,15 +60,16 @@ def next_version(export_dir: str) -> int:
     return max(versions, default=0) + 1
 
 
-def serving_functions(servable: Servable, top_k: int | None = None,
-                      max_pixels: int | None = MAX_PIXELS) -> dict[str, tuple[Callable, list]]:
+def serving_functions(servable: Servable, top_k: int | None = None, max_pixels: int | None = MAX_PIXELS,
+                      jpeg_scaling: bool = True) -> dict[str, tuple[Callable, list]]:
     """``{signature name: (function, input signature)}`` of the exported SavedModel (TensorFlow ops); ``top_k``
     classes per image, by default min(5, classes). An image whose header claims more than ``max_pixels`` pixels
     is answered INVALID_ARGUMENT before it is decoded (``transforms.check_pixels``): the server's memory stays
-    flat."""
+    flat. ``jpeg_scaling``: a JPEG at least twice the evaluation crop is decoded at 1/2, 1/4 or 1/8 scale
+    (``transforms.decode_rgb``); False decodes every image whole, exactly as the official evaluation."""
     import tensorflow as tf
 
-    from efficientnet_keras.transforms import decode_rgb, eval_transform
+    from efficientnet_keras.transforms import eval_transform
 
     if max_pixels is not None and max_pixels < 1:
         raise ValueError(f"max_pixels must be a positive number of pixels (or None: no limit), got {max_pixels}.")
@@ -88,8 +89,8 @@ def serving_functions(servable: Servable, top_k: int | None = None,
         return {"class_ids": top.indices, "class_names": tf.gather(names, top.indices), "probabilities": top.values}
 
     def decode(image_bytes):
-        return eval_transform(decode_rgb(image_bytes, max_pixels), size, servable.preprocessing,
-                              servable.crop_fraction)
+        return eval_transform(image_bytes, size, servable.preprocessing, servable.crop_fraction, max_pixels,
+                              jpeg_scaling)
 
     def serve_bytes(image_bytes):
         images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
@@ -105,7 +106,7 @@ def serving_functions(servable: Servable, top_k: int | None = None,
 
 
 def export_saved_model(servable: Servable, export_dir: str, version: int | None = None, top_k: int | None = None,
-                       overwrite: bool = False, max_pixels: int | None = MAX_PIXELS) -> str:
+                       overwrite: bool = False, max_pixels: int | None = MAX_PIXELS, jpeg_scaling: bool = True) -> str:
     """Write ``<export_dir>/<version>/`` (a SavedModel with the two signatures above); return its path."""
     require_tensorflow_backend()
     version = next_version(export_dir) if version is None else version
@@ -113,7 +114,7 @@ def export_saved_model(servable: Servable, export_dir: str, version: int | None 
         raise ValueError(f"version must be a non-negative integer, got {version}.")
     path = f"{export_dir.rstrip('/')}/{version}"
     top_k = min(DEFAULT_TOP_K, len(servable.class_names)) if top_k is None else top_k
-    functions = serving_functions(servable, top_k, max_pixels)  # validates its arguments before anything is written
+    functions = serving_functions(servable, top_k, max_pixels, jpeg_scaling)  # validates its arguments before anything is written
     prepare_output(path, overwrite)
     archive = keras.export.ExportArchive()
     archive.track(servable.model)
@@ -126,6 +127,7 @@ def export_saved_model(servable: Servable, export_dir: str, version: int | None 
         json.dump({"model": servable.model.name, "image_size": servable.image_size,
                    "crop_fraction": servable.crop_fraction or servable.preprocessing.crop_fraction(servable.image_size),
                    "preprocessing": dataclasses.asdict(servable.preprocessing), "top_k": top_k,
+                   "max_pixels": max_pixels, "jpeg_scaling": jpeg_scaling,
                    "signatures": {SERVING_DEFAULT: BYTES_INPUT, SERVING_IMAGES: IMAGES_INPUT}}, f, indent=2)
     return path
 
@@ -157,6 +159,8 @@ def _define_flags():
     flags.DEFINE_bool("overwrite", False, "Replace an existing, non-empty version folder or TFLite file.")
     flags.DEFINE_integer("max_pixels", MAX_PIXELS, "The SavedModel answers INVALID_ARGUMENT, before decoding, for an "
                          "image whose header claims more pixels than this.", lower_bound=1)
+    flags.DEFINE_bool("jpeg_scaling", True, "The SavedModel decodes a JPEG at least twice the evaluation crop at "
+                      "1/2, 1/4 or 1/8 scale (faster; --nojpeg_scaling: every image whole, as the official evaluation).")
 
 
 def main(argv: list[str]) -> None:
@@ -173,7 +177,8 @@ def main(argv: list[str]) -> None:
         if f.format == "saved_model":
             if not f.export_dir:
                 raise ValueError("--format=saved_model needs --export_dir.")
-            path = export_saved_model(servable, f.export_dir, f.version, f.top_k, f.overwrite, f.max_pixels)
+            path = export_saved_model(servable, f.export_dir, f.version, f.top_k, f.overwrite, f.max_pixels,
+                                      f.jpeg_scaling)
         elif f.format == "onnx":
             if not f.output:
                 raise ValueError("--format=onnx needs --output=FILE.onnx.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 __all__ = ["DEFAULT_CROP_FRACTION", "IMAGE_EXTENSIONS", "MAX_PIXELS", "header_size", "check_pixels", "Preprocessing", "OFFICIAL_V2", "LEGACY_V1", "TIMM_COATNET",
-           "decode_rgb", "resize", "RESIZE_METHODS",
+           "decode_rgb", "jpeg_scale", "JPEG_SCALE_MARGIN", "resize", "RESIZE_METHODS",
            "to_rgb_float", "decode_whole", "central_window", "center_crop", "eval_transform", "saved_eval_transform"]
 
 DEFAULT_CROP_FRACTION = 0.875  # 224 / 256, the official evaluation crop
@@ -70,16 +70,52 @@ def check_pixels(encoded, max_pixels: int | None = MAX_PIXELS) -> "tf.Operation 
     return tf.debugging.Assert(height * width <= max_pixels, [message])
 
 
-def decode_rgb(encoded, max_pixels: int | None = MAX_PIXELS) -> "tf.Tensor":
+# Scaled JPEG decoding (libjpeg's DCT scaling, ``decode_jpeg(ratio=2|4|8)``) keeps at least this many decoded
+# pixels per model input pixel across the evaluation crop, so the final resize still downsamples by 2x or more.
+JPEG_SCALE_MARGIN = 2
+_JPEG_RATIOS = (1, 2, 4, 8)
+
+
+def jpeg_scale(height, width, size: int, crop_fraction: float | None) -> "tf.Tensor":
+    """The largest libjpeg ratio (1, 2, 4 or 8) at which the central ``crop_fraction`` (None: the whole image) of
+    a ``height`` x ``width`` JPEG still has ``JPEG_SCALE_MARGIN * size`` pixels a side; int32."""
+    import tensorflow as tf
+
+    side = tf.cast(tf.minimum(height, width), tf.float32) * (crop_fraction or 1.0)
+    ratio = tf.constant(1, tf.int32)
+    for r in _JPEG_RATIOS[1:]:
+        ratio = tf.where(side / r >= JPEG_SCALE_MARGIN * size, r, ratio)
+    return ratio
+
+
+def decode_rgb(encoded, max_pixels: int | None = MAX_PIXELS, scale_for: tuple[int, float | None] | None = None,
+               ) -> "tf.Tensor":
     """Encoded JPEG/PNG/GIF/BMP bytes to uint8 RGB [H, W, 3]: grayscale is replicated, alpha dropped, CMYK JPEG
     converted (libjpeg), a GIF's first frame taken. An image whose header claims more than ``max_pixels`` pixels
-    is refused before it is decoded (``check_pixels``)."""
+    is refused before it is decoded (``check_pixels``). ``scale_for=(size, crop_fraction)``: a JPEG much larger
+    than that evaluation crop needs is decoded at 1/2, 1/4 or 1/8 scale (``jpeg_scale``), which is several times
+    faster and allocates a fraction of the memory; other formats are decoded whole."""
     import tensorflow as tf
 
     check = check_pixels(encoded, max_pixels)
     with tf.control_dependencies([check] if check is not None else []):
-        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        if scale_for is None:
+            image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        else:
+            image = tf.cond(tf.io.is_jpeg(encoded), lambda: _scaled_jpeg(encoded, *scale_for),
+                            lambda: tf.io.decode_image(encoded, channels=3, expand_animations=False))
     return tf.ensure_shape(image, [None, None, 3])
+
+
+def _scaled_jpeg(encoded, size: int, crop_fraction: float | None) -> "tf.Tensor":
+    import tensorflow as tf
+
+    height, width = tf.unstack(tf.image.extract_jpeg_shape(encoded)[:2])
+    ratio = jpeg_scale(height, width, size, crop_fraction)
+    # decode_jpeg's ratio is an attribute, not a tensor: one branch per ratio.
+    branches = [lambda r=r: tf.io.decode_jpeg(encoded, channels=3, ratio=r) for r in _JPEG_RATIOS]
+    index = tf.argmax(tf.cast(tf.equal(list(_JPEG_RATIOS), ratio), tf.int32), output_type=tf.int32)
+    return tf.ensure_shape(tf.switch_case(index, branches), [None, None, 3])
 
 
 def to_rgb_float(image) -> "tf.Tensor":
@@ -187,16 +223,20 @@ def central_window(height, width, crop_fraction, round_offset_up: bool = False) 
 
 
 def center_crop(image, size: int, crop_fraction: float | None = DEFAULT_CROP_FRACTION, method: str = "bicubic",
-                round_offset_up: bool = False, max_pixels: int | None = MAX_PIXELS) -> "tf.Tensor":
+                round_offset_up: bool = False, max_pixels: int | None = MAX_PIXELS,
+                jpeg_scaling: bool = False) -> "tf.Tensor":
     """Central ``crop_fraction`` of the shorter side (truncated to whole pixels, as the official code), resized to
     ``size``: the evaluation transform; float32 RGB in [0, 255]. ``crop_fraction=None`` resizes the whole image.
-    ``image`` is a decoded image or encoded bytes (tf.string, decoded within ``max_pixels``)."""
+    ``image`` is a decoded image or encoded bytes (tf.string, decoded within ``max_pixels``; ``jpeg_scaling``: a
+    large JPEG at a reduced scale, see ``decode_rgb``)."""
     import tensorflow as tf
 
     if crop_fraction is not None and not 0 < crop_fraction <= 1:
         raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}.")
     image = tf.convert_to_tensor(image)
-    image = to_rgb_float(decode_rgb(image, max_pixels) if image.dtype == tf.string else image)
+    if image.dtype == tf.string:
+        image = decode_rgb(image, max_pixels, (size, crop_fraction) if jpeg_scaling else None)
+    image = to_rgb_float(image)
     if crop_fraction is not None:
         shape = tf.shape(image)
         top, left, side = central_window(shape[0], shape[1], crop_fraction, round_offset_up)
@@ -210,10 +250,12 @@ def center_crop(image, size: int, crop_fraction: float | None = DEFAULT_CROP_FRA
 
 
 def eval_transform(image, size: int, preprocessing: Preprocessing = LEGACY_V1,
-                   crop_fraction: float | None = None, max_pixels: int | None = MAX_PIXELS) -> "tf.Tensor":
+                   crop_fraction: float | None = None, max_pixels: int | None = MAX_PIXELS,
+                   jpeg_scaling: bool = False) -> "tf.Tensor":
     """A variant's official evaluation transform at ``size``; ``crop_fraction`` overrides its crop."""
     fraction = crop_fraction if crop_fraction is not None else preprocessing.crop_fraction(size)
-    return center_crop(image, size, fraction, preprocessing.resize, preprocessing.round_offset_up, max_pixels)
+    return center_crop(image, size, fraction, preprocessing.resize, preprocessing.round_offset_up, max_pixels,
+                       jpeg_scaling)
 
 
 def decode_whole(image, max_pixels: int | None = MAX_PIXELS) -> "tf.Tensor":

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import jpeg_claiming, oversized_png, random_images, randomize_batchnorm
+from conftest import jpeg_claiming, oversized_png, random_images, randomize_batchnorm, real_photos
 
 from efficientnet_keras import build_efficientnet, create_model
 from efficientnet_keras.training import data as data_lib
@@ -392,6 +392,23 @@ def test_a_hostile_image_is_refused_and_the_server_keeps_serving(lite0_export, e
     grown = float(next(line for line in result.stdout.splitlines() if line.startswith("GROWN")).split()[1])
     assert grown < 200, f"peak RSS grew by {grown} MB"
     assert "AFTER Egyptian_cat" in result.stdout
+
+
+def test_large_jpegs_are_decoded_scaled_and_classified_as_when_decoded_whole(lite0, lite0_export, tmp_path):
+    """12-megapixel JPEGs of real photos: the default export decodes them at 1/4 scale; top-1 equals the export
+    that decodes every image whole (--nojpeg_scaling), and each records its setting."""
+    whole = export.export_saved_model(lite0, str(tmp_path / "whole"), top_k=5, jpeg_scaling=False)
+    photos = [tf.io.encode_jpeg(tf.cast(tf.clip_by_value(tf.image.resize(p, (3000, 4000), "bicubic"), 0, 255),
+                                        tf.uint8), quality=90).numpy() for p in real_photos()]
+    answers = [tf.saved_model.load(path).signatures["serving_default"](image_bytes=tf.constant(photos))
+               for path in (lite0_export, whole)]
+    top1 = [a["class_ids"].numpy()[:, 0].tolist() for a in answers]
+    assert top1[0] == top1[1], top1
+    print("top-1 probability, scaled vs whole:", answers[0]["probabilities"].numpy()[:, 0],
+          answers[1]["probabilities"].numpy()[:, 0])
+    settings = [json.loads(open(os.path.join(path, "assets.extra.json")).read())["jpeg_scaling"]
+                for path in (lite0_export, whole)]
+    assert settings == [True, False]
 
 
 def test_the_pixel_limit_is_an_export_setting(lite0, tmp_path):

@@ -111,3 +111,72 @@ def test_bytes_that_are_no_image_still_fail_in_the_decoder():
         transforms.decode_rgb(b"not an image")
     with pytest.raises(tf.errors.InvalidArgumentError):  # a JPEG cut inside its header: no size to read
         transforms.decode_rgb(jpeg_claiming(16, 16)[:40])
+
+
+# ------------------------------------------------------------------------------------------- scaled JPEG decoding
+
+
+@pytest.mark.parametrize("height, width, size, crop, ratio", [
+    (375, 500, 224, 0.875, 1),    # a typical ImageNet photo: decoded whole
+    (1023, 1200, 224, 0.875, 1),  # the 0.875 crop of 1023 px is 895 px: under 2 x 224 at half scale
+    (1024, 1200, 224, 0.875, 2),  # 896 px crop: exactly 2 x 224 at half scale
+    (3000, 4000, 224, 0.875, 4),  # a 12-megapixel phone photo
+    (3000, 4000, 224, None, 4),   # whole-image evaluation: the shorter side counts
+    (6000, 8000, 224, 0.875, 8),
+    (3000, 4000, 480, None, 2),   # a larger model input keeps more pixels
+])
+def test_the_jpeg_scale_keeps_twice_the_model_input_across_the_crop(height, width, size, crop, ratio):
+    assert int(transforms.jpeg_scale(height, width, size, crop)) == ratio
+
+
+def _large(photo, height: int, width: int):
+    return tf.cast(tf.clip_by_value(tf.image.resize(photo, (height, width), "bicubic"), 0, 255), tf.uint8)
+
+
+def _large_jpeg(height: int, width: int) -> bytes:
+    return tf.io.encode_jpeg(_large(real_photos()[0], height, width), quality=90).numpy()
+
+
+def test_a_jpeg_too_small_to_scale_decodes_exactly_as_the_whole_decode():
+    encoded = tf.io.encode_jpeg(real_photos()[0]).numpy()
+    np.testing.assert_array_equal(transforms.decode_rgb(encoded, scale_for=(224, 0.875)).numpy(),
+                                  transforms.decode_rgb(encoded).numpy())
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "BMP", "GIF"])
+def test_other_formats_are_decoded_whole_even_when_large(fmt):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1000, 1200)).save(buffer, fmt)
+    encoded = buffer.getvalue()
+    assert transforms.decode_rgb(encoded, scale_for=(224, 0.875)).shape == (1200, 1000, 3)
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale():
+    encoded = _large_jpeg(1801, 2000)  # the 0.875 crop of 1801 px: 1575 px, 2 x 224 at half scale, not at quarter
+    assert transforms.decode_rgb(encoded, scale_for=(224, 0.875)).shape == (901, 1000, 3)  # libjpeg rounds up
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_scaled_decoding_is_closer_to_the_antialiased_crop_than_the_whole_decode(index):
+    """Both paths take the same central crop of a 1801x2000 JPEG of a real photo; the whole decode then samples its
+    1575 px at 224 points without a low-pass filter, the scaled one from half the pixels (libjpeg's DCT scaling
+    averages). Against the crop area-resized (antialiased) to 224, the scaled image is the closer of the two."""
+    big = _large(real_photos()[index], 1801, 2000)
+    encoded = tf.io.encode_jpeg(big, quality=90).numpy()
+    whole = eval_transform(encoded, 224, LEGACY_V1).numpy()
+    scaled = eval_transform(encoded, 224, LEGACY_V1, jpeg_scaling=True).numpy()
+    assert scaled.shape == whole.shape == (224, 224, 3) and not np.array_equal(scaled, whole)
+    side = int(1801 * 224 / 256)
+    top, left = (1801 - side + 1) // 2, (2000 - side + 1) // 2
+    antialiased = tf.image.resize(tf.cast(big[top:top + side, left:left + side], tf.float32), (224, 224), "area")
+    errors = [float(np.abs(image - antialiased.numpy()).mean()) for image in (scaled, whole)]
+    assert errors[0] < errors[1], f"mean |difference| from the antialiased crop: scaled, whole = {errors}"
+
+
+def test_the_pixel_limit_holds_with_scaled_decoding():
+    with pytest.raises(tf.errors.InvalidArgumentError, match="The image is 30000x30000 pixels"):
+        transforms.decode_rgb(jpeg_claiming(), scale_for=(224, 0.875))
