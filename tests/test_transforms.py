@@ -180,3 +180,33 @@ def test_scaled_decoding_is_closer_to_the_antialiased_crop_than_the_whole_decode
 def test_the_pixel_limit_holds_with_scaled_decoding():
     with pytest.raises(tf.errors.InvalidArgumentError, match="The image is 30000x30000 pixels"):
         transforms.decode_rgb(jpeg_claiming(), scale_for=(224, 0.875))
+
+
+@pytest.mark.slow  # a process of its own, to measure its peak memory
+def test_an_animated_gif_costs_only_its_first_frame():
+    """300 frames of 2000x2000 (1.2 MB encoded, 3.6 GB as RGB frames): only the first frame is decoded, so the pixel
+    limit on the header's screen size bounds a GIF's memory as any other image's."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import io, resource
+        from PIL import Image
+        import tensorflow as tf
+        from efficientnet_keras.transforms import decode_rgb
+        frames = [Image.new("P", (2000, 2000), i % 2) for i in range(300)]
+        buffer = io.BytesIO()
+        frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+        del frames
+        decode_rgb(tf.io.encode_jpeg(tf.zeros([8, 8, 3], tf.uint8)))  # warm: the decoder's ops allocated once
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        image = decode_rgb(buffer.getvalue())
+        print(image.shape, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    shape, grown = result.stdout.strip().rsplit(" ", 1)
+    assert shape == "(2000, 2000, 3)" and float(grown) < 300, result.stdout
