@@ -29,7 +29,8 @@ PY
 "$work/venv/bin/efficientnet-predict" > predict.txt
 grep -q "espresso  " predict.txt || { cat predict.txt; echo "efficientnet-predict (installed wheel) did not find the espresso"; exit 1; }
 "$work/venv/bin/python" - <<'PY'
-import numpy as np, keras, efficientnet_keras as ek
+import efficientnet_keras as ek  # first: TensorFlow then loads without its log lines
+import keras, numpy as np
 model = ek.EfficientNetV2B0(weights=None, input_shape=(64, 64, 3), classes=5)
 model.save("v2b0.keras")
 loaded = keras.saving.load_model("v2b0.keras")
