@@ -72,7 +72,6 @@ def folding():
         print(f"{name:<20} {size:>4} {cells[0]:>20} {cells[1]:>20} {ratio:>8.2f}x")
 
 
-
 def _photos(height: int, width: int) -> list[bytes]:
     from skimage import data
 

@@ -99,6 +99,19 @@ def real_photos() -> list:
     return [photos.chelsea(), photos.coffee(), photos.astronaut(), photos.rocket()]
 
 
+def enlarged(photo, height: int, width: int):
+    """A real photo resized (bicubic) to ``height`` x ``width``, uint8: a phone-sized image with real content."""
+    import tensorflow as tf
+
+    return tf.cast(tf.clip_by_value(tf.image.resize(photo, (height, width), "bicubic"), 0, 255), tf.uint8)
+
+
+def enlarged_jpeg(photo, height: int, width: int) -> bytes:
+    import tensorflow as tf
+
+    return tf.io.encode_jpeg(enlarged(photo, height, width), quality=90).numpy()
+
+
 def oversized_png(width: int = 20000, height: int = 20000) -> bytes:
     """A valid PNG of ``width`` x ``height`` black greyscale pixels, streamed through zlib row by row: 20000x20000
     is 1.1 MB encoded and 400 MB decoded (1.2 GB as RGB), the hostile request a server must refuse."""

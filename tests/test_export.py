@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import jpeg_claiming, oversized_png, random_images, randomize_batchnorm, real_photos
+from conftest import enlarged_jpeg, jpeg_claiming, oversized_png, random_images, randomize_batchnorm, real_photos
 
 from efficientnet_keras import build_efficientnet, create_model
 from efficientnet_keras.training import data as data_lib
@@ -398,8 +398,7 @@ def test_large_jpegs_are_decoded_scaled_and_classified_as_when_decoded_whole(lit
     """12-megapixel JPEGs of real photos: the default export decodes them at 1/4 scale; top-1 equals the export
     that decodes every image whole (--nojpeg_scaling), and each records its setting."""
     whole = export.export_saved_model(lite0, str(tmp_path / "whole"), top_k=5, jpeg_scaling=False)
-    photos = [tf.io.encode_jpeg(tf.cast(tf.clip_by_value(tf.image.resize(p, (3000, 4000), "bicubic"), 0, 255),
-                                        tf.uint8), quality=90).numpy() for p in real_photos()]
+    photos = [enlarged_jpeg(p, 3000, 4000) for p in real_photos()]
     answers = [tf.saved_model.load(path).signatures["serving_default"](image_bytes=tf.constant(photos))
                for path in (lite0_export, whole)]
     top1 = [a["class_ids"].numpy()[:, 0].tolist() for a in answers]

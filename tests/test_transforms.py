@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from efficientnet_keras.training import data
 from efficientnet_keras.transforms import LEGACY_V1, OFFICIAL_V2, center_crop, eval_transform, resize
-from conftest import jpeg_claiming, oversized_png, real_photos
+from conftest import enlarged, enlarged_jpeg, jpeg_claiming, oversized_png, real_photos
 from efficientnet_keras import transforms
 
 
@@ -129,14 +129,6 @@ def test_the_jpeg_scale_keeps_twice_the_model_input_across_the_crop(height, widt
     assert int(transforms.jpeg_scale(height, width, size, crop)) == ratio
 
 
-def _large(photo, height: int, width: int):
-    return tf.cast(tf.clip_by_value(tf.image.resize(photo, (height, width), "bicubic"), 0, 255), tf.uint8)
-
-
-def _large_jpeg(height: int, width: int) -> bytes:
-    return tf.io.encode_jpeg(_large(real_photos()[0], height, width), quality=90).numpy()
-
-
 def test_a_jpeg_too_small_to_scale_decodes_exactly_as_the_whole_decode():
     encoded = tf.io.encode_jpeg(real_photos()[0]).numpy()
     np.testing.assert_array_equal(transforms.decode_rgb(encoded, scale_for=(224, 0.875)).numpy(),
@@ -156,7 +148,8 @@ def test_other_formats_are_decoded_whole_even_when_large(fmt):
 
 
 def test_a_large_jpeg_is_decoded_at_a_reduced_scale():
-    encoded = _large_jpeg(1801, 2000)  # the 0.875 crop of 1801 px: 1575 px, 2 x 224 at half scale, not at quarter
+    # The 0.875 crop of 1801 px is 1575 px: over 2 x 224 at half scale, not at quarter scale.
+    encoded = enlarged_jpeg(real_photos()[0], 1801, 2000)
     assert transforms.decode_rgb(encoded, scale_for=(224, 0.875)).shape == (901, 1000, 3)  # libjpeg rounds up
 
 
@@ -165,7 +158,7 @@ def test_scaled_decoding_is_closer_to_the_antialiased_crop_than_the_whole_decode
     """Both paths take the same central crop of a 1801x2000 JPEG of a real photo; the whole decode then samples its
     1575 px at 224 points without a low-pass filter, the scaled one from half the pixels (libjpeg's DCT scaling
     averages). Against the crop area-resized (antialiased) to 224, the scaled image is the closer of the two."""
-    big = _large(real_photos()[index], 1801, 2000)
+    big = enlarged(real_photos()[index], 1801, 2000)
     encoded = tf.io.encode_jpeg(big, quality=90).numpy()
     whole = eval_transform(encoded, 224, LEGACY_V1).numpy()
     scaled = eval_transform(encoded, 224, LEGACY_V1, jpeg_scaling=True).numpy()
