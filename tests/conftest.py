@@ -92,6 +92,31 @@ def randomize_batchnorm(model, seed=0):
     return model
 
 
+def in_float64(model, build):
+    """``build()`` (the same network as ``model``) computing in float64, with ``model``'s weights: the exact
+    reference a float32 computation is measured against."""
+    keras.config.set_dtype_policy("float64")
+    try:
+        exact = build()
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert exact.compute_dtype == "float64"
+    exact.set_weights([w.astype("float64") for w in model.get_weights()])
+    return exact
+
+
+def assert_float32_accurate(got, float32, exact, factor: float = 4.0, floor: float = 5e-6):
+    """``got`` (float32) is no farther from ``exact`` (float64) than ``factor`` times another float32 computation
+    of the same function (``float32``) is, or ``floor`` of the exact values' scale. Through a deep random network
+    float32 rounding is ~1e-5 of the scale and varies with the machine and the initialization: a fixed tolerance
+    is either loose or flaky, while a wrong computation is off by far more than either bound."""
+    scale = float(np.abs(exact).max())
+    error, reference_error = float(np.abs(got - exact).max()), float(np.abs(float32 - exact).max())
+    assert error <= max(factor * reference_error, floor * scale), \
+        f"float32 error {error:.3g}, the reference float32 computation's {reference_error:.3g}, scale {scale:.3g}"
+    return error
+
+
 def real_photos() -> list:
     """Four real photos that ship with scikit-image (cat, espresso, astronaut, rocket), uint8 RGB."""
     from skimage import data as photos
