@@ -10,10 +10,12 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _restore_data_format():
+def _same_start():
     """Tests may switch to channels_first or a mixed-precision policy; every test starts and ends in channels_last
-    and float32."""
+    and float32. Every test starts from the same random seed (Python, NumPy, the backend): a random network is the
+    same one in every run, whichever worker runs the test and whatever ran before it."""
     keras.config.set_image_data_format("channels_last")
+    keras.utils.set_random_seed(0)
     yield
     keras.config.set_image_data_format("channels_last")
     keras.mixed_precision.set_global_policy("float32")

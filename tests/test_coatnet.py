@@ -281,7 +281,6 @@ def test_small_coatnet_learns_with_progressive_learning_then_serves(tmp_path):
 def test_tflite_and_mixed_precision_agree_with_float32(tmp_path):
     from efficientnet_keras import export
 
-    keras.utils.set_random_seed(0)
     model = create_model("CoAtNetNanoRW", weights=None, classifier_activation=None)
     x = _photos(224)
     expected = model.predict(x, verbose=0)
