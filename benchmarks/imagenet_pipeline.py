@@ -3,9 +3,10 @@ shards, as the trainer reads imagenet2012. Prints, in one run:
 
 - peak RSS growth over two epochs of the input pipeline alone (flat memory: nothing decoded is cached, and the
   split is larger than --cache_limit_mb, so it streams);
-- pipeline images/s at each progressive stage size (V2-S: 128/184/240/300 px, RandAugment and mixup on) against
-  our V2-S train step's images/s at the same size, and their ratio;
-- fused decode-and-crop (``decode_and_crop_jpeg``) against decode-then-crop, images/s.
+- pipeline images/s at each progressive stage size (V2-S: 128/184/240/300 px, RandAugment and mixup on), with
+  V2-S's own preprocessing (the official V2 code's: each JPEG decoded whole, then cropped) and with the V1 one
+  (only the crop window decoded), against our V2-S train step's images/s at the same size, and their ratio;
+- fused decode-and-crop (``decode_and_crop_jpeg``) against decode-then-crop of the same window, images/s.
 
     .venv/bin/python benchmarks/imagenet_pipeline.py                    # writes the dataset first (minutes)
     .venv/bin/python benchmarks/imagenet_pipeline.py --data_dir=/tmp/ek_bench_tfds --images=20000
@@ -14,7 +15,6 @@ The images are random crops of scikit-image's photos, resized to about 500x375 a
 that decoding costs what ImageNet's does. Results are in docs/benchmarks.md.
 """
 
-import os
 import subprocess
 import sys
 import time
@@ -27,6 +27,7 @@ import tensorflow_datasets as tfds
 from absl import app, flags
 
 from efficientnet_keras.training import data
+from efficientnet_keras.transforms import LEGACY_V1, OFFICIAL_V2
 
 flags.DEFINE_string("data_dir", "/tmp/ek_bench_tfds", "Where the benchmark dataset is (written if missing).")
 flags.DEFINE_integer("images", 20_000, "Training images in the dataset.")
@@ -90,9 +91,10 @@ def memory_over_two_epochs(split, info) -> tuple[float, float, int]:
     return _rss_mb("VmHWM") - before, time.perf_counter() - start, seen
 
 
-def pipeline_rate(split, info, size: int) -> float:
+def pipeline_rate(split, info, size: int, preprocessing) -> float:
     ds = data.make_train_dataset(split, info, _stages(size), data.StageState(), FLAGS.batch_size,
-                                 cache_limit_mb=FLAGS.cache_limit_mb, shuffle_buffer=FLAGS.shuffle_buffer)
+                                 cache_limit_mb=FLAGS.cache_limit_mb, shuffle_buffer=FLAGS.shuffle_buffer,
+                                 preprocessing=preprocessing)
     it = iter(ds)
     for _ in range(3):
         next(it)
@@ -124,11 +126,11 @@ def decode_rates(split, n: int = 1000) -> tuple[float, float]:
 
     def unfused(image, label):
         decoded = tf.io.decode_jpeg(image, channels=3)
-        begin, size = data._crop_window(tf.shape(decoded), seed, (0.08, 1.0))
+        begin, size = data._crop_window(tf.shape(decoded), seed, LEGACY_V1.train_area, LEGACY_V1)
         return tf.slice(decoded, begin, size), label
 
     rates = []
-    for crop in (lambda image, label: (data.decode_and_random_crop(image, seed), label), unfused):
+    for crop in (lambda image, label: (data.decode_and_random_crop(image, seed, None, LEGACY_V1), label), unfused):
         start = time.perf_counter()
         for _ in records.map(crop, num_parallel_calls=tf.data.AUTOTUNE):
             pass
@@ -158,10 +160,13 @@ def main(argv):
     fused, unfused = decode_rates(split)
     print(f"random crop from JPEG: fused {fused:.0f} img/s, decode-then-crop {unfused:.0f} img/s "
           f"({fused / unfused:.2f}x)")
-    print(f"{'size':>5} {'pipeline img/s':>15} {'V2-S train img/s':>17} {'ratio':>7}")
+    print("pipeline img/s with V2-S's preprocessing (official_v2: JPEG decoded whole) and with legacy_v1's (the "
+          "crop window decoded); ratio: official_v2's to the V2-S train step's")
+    print(f"{'size':>5} {'official_v2':>12} {'legacy_v1':>10} {'V2-S train img/s':>17} {'ratio':>7}")
     for size in map(int, FLAGS.sizes):
-        p, t = pipeline_rate(split, info, size), train_rate(size)
-        print(f"{size:>5} {p:>15.1f} {t:>17.1f} {p / t:>6.2f}x")
+        whole, window = (pipeline_rate(split, info, size, p) for p in (OFFICIAL_V2, LEGACY_V1))
+        t = train_rate(size)
+        print(f"{size:>5} {whole:>12.1f} {window:>10.1f} {t:>17.1f} {whole / t:>6.2f}x")
 
 
 if __name__ == "__main__":

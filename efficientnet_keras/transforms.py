@@ -11,7 +11,8 @@ import dataclasses
 
 __all__ = ["DEFAULT_CROP_FRACTION", "IMAGE_EXTENSIONS", "MAX_PIXELS", "header_size", "check_pixels", "Preprocessing", "OFFICIAL_V2", "LEGACY_V1", "TIMM_COATNET",
            "decode_rgb", "jpeg_scale", "JPEG_SCALE_MARGIN", "resize", "RESIZE_METHODS",
-           "to_rgb_float", "decode_whole", "central_window", "center_crop", "eval_transform", "saved_eval_transform"]
+           "to_rgb_float", "decode_whole", "central_window", "central_region", "center_crop",
+           "eval_crop_fraction", "eval_transform", "saved_eval_transform"]
 
 DEFAULT_CROP_FRACTION = 0.875  # 224 / 256, the official evaluation crop
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")  # what decode_rgb reads
@@ -150,15 +151,21 @@ class Preprocessing:
     # preprocess_legacy: when the sampled crop is the whole image (no proposal fit in max_attempts), the central
     # evaluation crop is taken instead (_at_least_x_are_equal(original shape, crop shape, 3)).
     center_crop_fallback: bool = False
+    # A JPEG's crop, in training and evaluation: only its window decoded (decode_and_crop_jpeg, as the V1 code and
+    # preprocess_legacy), or the whole image decoded, then cropped (V2's preprocessing.py; timm's PIL). The two
+    # differ in a few pixels along the window's edges (libjpeg's chroma upsampling sees no pixels beyond it).
+    decode_window: bool = False
 
     @classmethod
     def from_record(cls, record: dict | None) -> "Preprocessing":
-        """From a run's results.json entry (``dataclasses.asdict``); runs saved before this column: LEGACY_V1."""
+        """From a run's results.json entry or a saved model's config (``dataclasses.asdict``); runs saved before
+        this column: LEGACY_V1. A field the record predates takes the value of the preset it names."""
         if not record:
             return LEGACY_V1
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in fields}
-        return cls(**values)
+        preset = _PRESETS.get(values.get("name", "").removesuffix("_whole"))
+        return dataclasses.replace(preset, **values) if preset else cls(**values)
 
     def whole_image(self) -> "Preprocessing":
         """The official fine-tuning transform (``preprocess_for_finetune``): the whole image resized with
@@ -180,10 +187,11 @@ OFFICIAL_V2 = Preprocessing("official_v2", (0.05, 1.0), 0.0, 100, "bilinear", 32
 # crop area 0.08-1, min_object_covered=0.1, 10 attempts, the central crop when no proposal fits; TF1
 # resize_bicubic; evaluation always crops size/(size+32).
 LEGACY_V1 = Preprocessing("legacy_v1", (0.08, 1.0), 0.1, 10, "bicubic_tf1", 32, None, round_offset_up=True,
-                          center_crop_fallback=True)
+                          center_crop_fallback=True, decode_window=True)
 # timm's CoAtNet configs (no official code exists): RandomResizedCrop's area 0.08-1 (10 attempts), bicubic;
 # evaluation crops crop_pct = 0.95 of the shorter side (coatnet_nano_rw_224: 0.9).
 TIMM_COATNET = Preprocessing("timm_coatnet", (0.08, 1.0), 0.0, 10, "bicubic", eval_crop=0.95)
+_PRESETS = {p.name: p for p in (OFFICIAL_V2, LEGACY_V1, TIMM_COATNET)}
 
 
 def saved_eval_transform(record: dict) -> tuple[float | None, Preprocessing]:
@@ -222,26 +230,58 @@ def central_window(height, width, crop_fraction, round_offset_up: bool = False) 
     return (height - side + up) // 2, (width - side + up) // 2, side
 
 
+def central_region(image, crop_fraction: float | None, round_offset_up: bool = False,
+                   max_pixels: int | None = MAX_PIXELS, decode_window: bool = False,
+                   jpeg_scaling_for: int | None = None) -> "tf.Tensor":
+    """The central ``crop_fraction`` of the shorter side (``central_window``; None: the whole image) of a decoded
+    image (float32 RGB out) or of encoded bytes (uint8 RGB out; decoded within ``max_pixels``). ``decode_window``:
+    a JPEG decoded at full scale has only that window decoded (``decode_and_crop_jpeg``). ``jpeg_scaling_for``
+    (the model's input size): a large JPEG is decoded at a reduced scale first (``decode_rgb``'s ``scale_for``)."""
+    import tensorflow as tf
+
+    def crop(decoded):
+        if crop_fraction is None:
+            return decoded
+        shape = tf.shape(decoded)
+        top, left, side = central_window(shape[0], shape[1], crop_fraction, round_offset_up)
+        return tf.image.crop_to_bounding_box(decoded, top, left, side, side)
+
+    image = tf.convert_to_tensor(image)
+    if image.dtype != tf.string:
+        return crop(to_rgb_float(image))
+    scale_for = (jpeg_scaling_for, crop_fraction) if jpeg_scaling_for else None
+    if not decode_window or crop_fraction is None:
+        return crop(decode_rgb(image, max_pixels, scale_for))
+
+    def window():
+        height, width = tf.unstack(tf.image.extract_jpeg_shape(image)[:2])
+        top, left, side = central_window(height, width, crop_fraction, round_offset_up)
+        return tf.image.decode_and_crop_jpeg(image, tf.stack([top, left, side, side]), channels=3)
+
+    check = check_pixels(image, max_pixels)
+    with tf.control_dependencies([check] if check is not None else []):
+        full_scale = tf.io.is_jpeg(image)
+        if scale_for is not None:
+            height, width = header_size(image)
+            full_scale = tf.logical_and(full_scale, tf.equal(jpeg_scale(height, width, *scale_for), 1))
+        region = tf.cond(full_scale, window, lambda: crop(decode_rgb(image, None, scale_for)))
+    return tf.ensure_shape(region, [None, None, 3])
+
+
 def center_crop(image, size: int, crop_fraction: float | None = DEFAULT_CROP_FRACTION, method: str = "bicubic",
                 round_offset_up: bool = False, max_pixels: int | None = MAX_PIXELS,
-                jpeg_scaling: bool = False) -> "tf.Tensor":
+                jpeg_scaling: bool = False, decode_window: bool = False) -> "tf.Tensor":
     """Central ``crop_fraction`` of the shorter side (truncated to whole pixels, as the official code), resized to
     ``size``: the evaluation transform; float32 RGB in [0, 255]. ``crop_fraction=None`` resizes the whole image.
-    ``image`` is a decoded image or encoded bytes (tf.string, decoded within ``max_pixels``; ``jpeg_scaling``: a
-    large JPEG at a reduced scale, see ``decode_rgb``)."""
+    ``image`` is a decoded image or encoded bytes (see ``central_region``; ``jpeg_scaling``: a large JPEG at a
+    reduced scale, ``decode_window``: a JPEG's window decoded alone)."""
     import tensorflow as tf
 
     if crop_fraction is not None and not 0 < crop_fraction <= 1:
         raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}.")
-    image = tf.convert_to_tensor(image)
-    if image.dtype == tf.string:
-        image = decode_rgb(image, max_pixels, (size, crop_fraction) if jpeg_scaling else None)
-    image = to_rgb_float(image)
-    if crop_fraction is not None:
-        shape = tf.shape(image)
-        top, left, side = central_window(shape[0], shape[1], crop_fraction, round_offset_up)
-        image = tf.image.crop_to_bounding_box(image, top, left, side, side)
-    image = resize(image, size, method)
+    image = central_region(image, crop_fraction, round_offset_up, max_pixels, decode_window,
+                           size if jpeg_scaling else None)
+    image = resize(to_rgb_float(image), size, method)
     # The official V1 evaluation feeds resize_bicubic's over- and undershoots to the network; elsewhere (bilinear
     # cannot overshoot, timm's PIL bicubic clamps) the image is clipped to [0, 255].
     if method != "bicubic_tf1":
@@ -249,13 +289,17 @@ def center_crop(image, size: int, crop_fraction: float | None = DEFAULT_CROP_FRA
     return tf.ensure_shape(image, [None, None, 3])
 
 
+def eval_crop_fraction(size: int, preprocessing: Preprocessing, crop_fraction: float | None = None) -> float | None:
+    """The evaluation crop at ``size``: ``crop_fraction`` when given, else the variant's."""
+    return crop_fraction if crop_fraction is not None else preprocessing.crop_fraction(size)
+
+
 def eval_transform(image, size: int, preprocessing: Preprocessing = LEGACY_V1,
                    crop_fraction: float | None = None, max_pixels: int | None = MAX_PIXELS,
                    jpeg_scaling: bool = False) -> "tf.Tensor":
     """A variant's official evaluation transform at ``size``; ``crop_fraction`` overrides its crop."""
-    fraction = crop_fraction if crop_fraction is not None else preprocessing.crop_fraction(size)
-    return center_crop(image, size, fraction, preprocessing.resize, preprocessing.round_offset_up, max_pixels,
-                       jpeg_scaling)
+    return center_crop(image, size, eval_crop_fraction(size, preprocessing, crop_fraction), preprocessing.resize,
+                       preprocessing.round_offset_up, max_pixels, jpeg_scaling, preprocessing.decode_window)
 
 
 def decode_whole(image, max_pixels: int | None = MAX_PIXELS) -> "tf.Tensor":

@@ -7,7 +7,7 @@ import tensorflow as tf
 from efficientnet_keras.training import data, sources
 from efficientnet_keras.training.augment import StageAugmenters
 from efficientnet_keras.training.stages import Stage, StageState
-from efficientnet_keras.transforms import center_crop
+from efficientnet_keras.transforms import LEGACY_V1, OFFICIAL_V2, center_crop, eval_transform
 from conftest import jpeg_claiming, oversized_png, real_photos
 from tfds_fixture import write_tfds_dataset
 
@@ -167,6 +167,18 @@ def test_image_folder_of_real_photos_skips_counts_and_names_corrupt_files(photo_
     evaluated = list(data.make_eval_dataset(test, info, 48, batch_size=4, skipped=skipped))
     assert sum(len(x) for x, _ in evaluated) == 6 and int(skipped.eval.numpy()) == 1
     assert skipped.names("eval", 0) == [str(photo_folder / "test" / "cat" / "corrupt.png")]
+
+
+@pytest.mark.parametrize("preprocessing", [LEGACY_V1, OFFICIAL_V2], ids=lambda p: p.name)
+def test_evaluation_batches_are_the_evaluation_transform_of_each_file(photo_folder, preprocessing):
+    """Every decodable test image, in storage order, through the same transform as predict and serving take its
+    bytes (JPEG, grayscale, CMYK, PNG, RGBA; the window decoded alone where the variant's code does so)."""
+    _, test, info = data.load_source(str(photo_folder))
+    paths, _ = test.files
+    readable = [path for path in paths if not path.endswith("corrupt.png")]
+    expected = np.stack([eval_transform(tf.io.read_file(path), 96, preprocessing).numpy() for path in readable])
+    batches = data.make_eval_dataset(test, info, 96, batch_size=4, preprocessing=preprocessing)
+    np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in batches]), expected)
 
 
 def test_an_epoch_that_skips_images_is_refilled_from_its_own_order(photo_folder):

@@ -113,5 +113,12 @@ def test_a_model_saved_by_an_earlier_release_loads_with_its_logits_and_preproces
     expected = SAVED_RECORD["cases"][case]
     model = keras.saving.load_model(SAVED / expected["file"])
     assert type(model) is ek.EfficientNetModel
-    assert json.loads(json.dumps(dataclasses.asdict(ek.get_preprocessing(model)))) == expected["preprocessing"]
+    loaded = json.loads(json.dumps(dataclasses.asdict(ek.get_preprocessing(model))))
+    recorded = expected["preprocessing"]
+    assert loaded.keys() == recorded.keys()
+    assert all(loaded[key] == recorded[key] for key in recorded if key != "transform")
+    # Fields of the transform added since 0.1.0 take the values of the preset the record names.
+    preset, transform = json.loads(json.dumps(dataclasses.asdict(LEGACY_V1))), recorded["transform"]
+    assert transform["name"] == "legacy_v1" and set(preset) - set(transform) == {"decode_window"}
+    assert loaded["transform"] == {**preset, **transform} and loaded["transform"]["decode_window"] is True
     np.testing.assert_allclose(model.predict(make_saved_models.inputs(), verbose=0), expected["logits"], rtol=1e-4, atol=1e-4)

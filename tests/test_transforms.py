@@ -66,6 +66,76 @@ def test_legacy_crop_keeps_a_proposal_that_fits():
     assert crop.shape[0] * crop.shape[1] <= 0.5 * photo.shape[0] * photo.shape[1]
 
 
+# ------------------------------------------------------------------------------------------------ JPEG windows
+# libjpeg's chroma upsampling inside a window sees no pixels beyond it, so decoding a JPEG's window alone differs from
+# cropping the whole decode in a few pixels along the window's edges: each preprocessing decodes as its code does.
+
+
+def _portrait_rocket():
+    """A 4:2:0 JPEG whose central window, decoded alone, differs from the whole decode's crop (497 of 254043
+    values, by up to 11 levels)."""
+    return tf.io.encode_jpeg(enlarged(real_photos()[3], 517, 333), quality=90).numpy()
+
+
+def _official_legacy_eval_of_bytes(encoded, size):
+    """preprocess_legacy._decode_and_center_crop, as written there: the window from extract_jpeg_shape, offsets
+    rounded up, decode_and_crop_jpeg, TF1 resize_bicubic."""
+    height, width = (int(v) for v in tf.image.extract_jpeg_shape(encoded)[:2])
+    side = int(tf.cast(size / (size + 32) * tf.cast(min(height, width), tf.float32), tf.int32))
+    window = tf.stack([(height - side + 1) // 2, (width - side + 1) // 2, side, side])
+    crop = tf.image.decode_and_crop_jpeg(encoded, window, channels=3)
+    return tf.compat.v1.image.resize_bicubic(tf.cast(crop, tf.float32)[None], [size, size])[0].numpy()
+
+
+@pytest.mark.parametrize("jpeg_scaling", [False, True])  # too small to scale: the served transform is the same
+def test_legacy_evaluation_of_a_jpeg_decodes_only_its_window_as_the_official_does(jpeg_scaling):
+    encoded = _portrait_rocket()
+    ours = eval_transform(encoded, 224, LEGACY_V1, jpeg_scaling=jpeg_scaling).numpy()
+    np.testing.assert_array_equal(ours, _official_legacy_eval_of_bytes(encoded, 224))
+    whole = eval_transform(tf.io.decode_jpeg(encoded, channels=3), 224, LEGACY_V1).numpy()
+    assert not np.array_equal(ours, whole)  # the two decodes differ on this photo
+
+
+def test_v2_evaluation_of_a_jpeg_decodes_it_whole_as_the_official_does():
+    """efficientnetv2/preprocessing.py: decode_image, then crop_to_bounding_box (offsets rounded down) and
+    tf.image.resize's bilinear."""
+    encoded = _portrait_rocket()
+    decoded = tf.io.decode_image(encoded, channels=3)
+    side = int(tf.cast(224 / 256 * 333, tf.int32))
+    official = tf.image.resize(tf.image.crop_to_bounding_box(decoded, (517 - side) // 2, (333 - side) // 2, side, side), [224, 224])
+    np.testing.assert_array_equal(eval_transform(encoded, 224, OFFICIAL_V2).numpy(), official.numpy())
+
+
+@pytest.mark.parametrize("preprocessing", [LEGACY_V1, OFFICIAL_V2], ids=lambda p: p.name)
+def test_the_training_crop_of_a_jpeg_is_decoded_as_the_official_code_decodes_it(preprocessing):
+    """The same sampled window in both: decode_and_crop_jpeg of it (V1, preprocess_legacy) or a slice of the
+    whole decode (V2)."""
+    encoded = _portrait_rocket()
+    decoded = tf.io.decode_jpeg(encoded, channels=3)
+    differing = 0
+    for seed in range(8):
+        seed = tf.constant([seed, 1], tf.int64)
+        crop = data.decode_and_random_crop(encoded, seed, None, preprocessing, size=224).numpy()
+        sliced = data.decode_and_random_crop(decoded, seed, None, preprocessing, size=224).numpy()
+        begin, size = data._crop_window(tf.shape(decoded), seed, preprocessing.train_area, preprocessing, 224)
+        window = tf.stack([begin[0], begin[1], size[0], size[1]])
+        windowed = tf.image.decode_and_crop_jpeg(encoded, window, channels=3).numpy()
+        np.testing.assert_array_equal(crop, windowed if preprocessing.decode_window else sliced)
+        differing += not np.array_equal(windowed, sliced)
+    assert differing > 0  # some of the sampled windows decode differently alone
+
+
+@pytest.mark.parametrize("preset", [LEGACY_V1, OFFICIAL_V2, LEGACY_V1.whole_image()], ids=lambda p: p.name)
+def test_a_record_written_before_decode_window_takes_its_presets(preset):
+    import dataclasses
+
+    record = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(preset).items()}
+    del record["decode_window"]
+    assert transforms.Preprocessing.from_record(record) == preset
+    custom = transforms.Preprocessing.from_record({**record, "name": "mine"})  # no preset: the column's default
+    assert custom.decode_window is False and custom == dataclasses.replace(preset, name="mine", decode_window=False)
+
+
 # ------------------------------------------------------------------------------------------- bounded decoding
 
 

@@ -1,10 +1,11 @@
 """Input pipelines at ImageNet scale, training and evaluation, over the datasets of ``sources`` (tfds, image
 folders, embedded), read the way the official code reads ImageNet.
 
-- Images stay encoded until the map that needs them: tfds with ``SkipDecoding``, image folders as files. JPEG is
-  decoded and randomly cropped in one op (``decode_and_crop_jpeg``: only the crop window is decoded), PNG/GIF/BMP
-  by the general decoder; grayscale and CMYK become RGB. Each image is resized to the stage's size before
-  batching and augmented in float32; the model casts at its input (mixed precision).
+- Images stay encoded until the map that needs them: tfds with ``SkipDecoding``, image folders as files. A JPEG
+  is decoded as the variant's official code decodes it (``Preprocessing.decode_window``): V1 and Lite decode only
+  the crop window (``decode_and_crop_jpeg``, training and evaluation), V2 decodes the whole image, then crops;
+  PNG/GIF/BMP go through the general decoder; grayscale and CMYK become RGB. Each image is resized to the stage's
+  size before batching and augmented in float32; the model casts at its input (mixed precision).
 - Order: every epoch is a pure function of (seed, epoch). Files (image folders, small or in-memory datasets:
   each example) are permuted exactly with ``index_shuffle``; tfds shards are permuted per epoch and their examples
   permuted within windows of ``shuffle_buffer`` encoded examples by keys drawn from (seed, epoch). A resumed run
@@ -38,7 +39,7 @@ from efficientnet_keras.training.sources import (EMBEDDED, FASHION_MNIST_DIR, Da
                                                  load_source)
 from efficientnet_keras.training.stages import Stage, StageState
 from efficientnet_keras.transforms import (IMAGE_EXTENSIONS, LEGACY_V1, Preprocessing, central_window, decode_rgb,
-                                          eval_transform, resize, to_rgb_float)
+                                          resize, to_rgb_float)
 
 # DatasetInfo, Split, load_source, limit, EMBEDDED and FASHION_MNIST_DIR live in ``sources``; named here too, as
 # the pipelines' inputs.
@@ -129,9 +130,10 @@ def decode_and_random_crop(image, seed, area_range=None, preprocessing: Preproce
     aspect ratios and attempts), stateless in ``seed`` ([2]); uint8 RGB out. ``area_range`` overrides the
     variant's. ``size``: the size the crop will be resized to, for the legacy central-crop fallback.
 
-    Encoded JPEG is decoded and cropped in one op (only the window is decoded); other encodings are decoded whole
-    and cropped; decoded images are cropped. Encoded images above ``max_pixels`` fail (``transforms.check_pixels``):
-    the pipelines skip and count them."""
+    With the variant's ``decode_window``, an encoded JPEG is decoded and cropped in one op (only the window is
+    decoded); otherwise, and for other encodings, the image is decoded whole and cropped; decoded images are
+    cropped. Encoded images above ``max_pixels`` fail (``transforms.check_pixels``): the pipelines skip and count
+    them."""
     p = preprocessing
     window = lambda shape: _crop_window(shape, seed, area_range or p.train_area, p, size)  # noqa: E731
     image = tf.convert_to_tensor(image)
@@ -151,6 +153,8 @@ def decode_and_random_crop(image, seed, area_range=None, preprocessing: Preproce
         begin, size = window(tf.shape(decoded))
         return tf.slice(decoded, begin, size)
 
+    if not p.decode_window:
+        return tf.ensure_shape(other(), [None, None, 3])
     return tf.ensure_shape(tf.cond(tf.io.is_jpeg(image), jpeg, other), [None, None, 3])
 
 
@@ -320,15 +324,18 @@ def make_eval_dataset(split: Split, info: DatasetInfo, image_size: int, batch_si
     if pipelines > 1:
         ds = ds.shard(pipelines, input_context.input_pipeline_id)
     batch = _per_replica(batch_size, input_context)
-    def decode(_, image, label):  # images above max_pixels are skipped and counted, as undecodable ones
-        return transforms.decode_whole(image, max_pixels), label
-
     crop_fraction, preprocessing = sources.eval_settings(info, preprocessing, crop_fraction)
+    fraction = transforms.eval_crop_fraction(image_size, preprocessing, crop_fraction)
+
+    def decode(_, image, label):  # images above max_pixels are skipped and counted, as undecodable ones
+        return transforms.central_region(image, fraction, preprocessing.round_offset_up, max_pixels,
+                                         preprocessing.decode_window), label
+
     if split.files is not None:
         skipped.namers["eval"] = lambda _, positions: sources.storage_names(split, input_context, positions)
     ds = skip_undecodable(_keyed(ds), decode, skipped.eval, tf.data.AUTOTUNE, skipped.positions["eval"]).map(
-        lambda image, label: (eval_transform(image, image_size, preprocessing, crop_fraction),
-                              sources.target(label, num_classes)),
+        lambda region, label: (transforms.center_crop(region, image_size, None, preprocessing.resize),
+                               sources.target(label, num_classes)),
         num_parallel_calls=tf.data.AUTOTUNE)
     if not static_batches:
         ds = ds.batch(batch)
