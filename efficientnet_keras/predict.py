@@ -34,12 +34,21 @@ flags.DEFINE_float("crop_fraction", None, "Central crop kept before resizing (de
 
 
 
-def sample_images() -> dict[str, np.ndarray]:
-    """The two photos that ship with the package (scikit-image's CC0 ``chelsea`` and ``coffee``), no download."""
-    from efficientnet_keras.weights.check import sample_photos
+def sample_images() -> dict[str, bytes]:
+    """The two photos that ship with the package (scikit-image's CC0 ``chelsea`` and ``coffee``), no download: their
+    JPEG bytes, which ``classify`` and a SavedModel take as they take any image file."""
+    from efficientnet_keras.weights.check import sample_files
 
-    photos = sample_photos()
-    return {"chelsea (cat)": photos["cat.jpg"], "coffee (espresso)": photos["espresso.jpg"]}
+    files = sample_files()
+    return {"chelsea (cat)": files["cat.jpg"], "coffee (espresso)": files["espresso.jpg"]}
+
+
+def read_image(path: str, max_pixels: int | None = MAX_PIXELS) -> bytes:
+    """An image file's bytes, checked as ``load_image`` checks it (found, within ``max_pixels``, decodable). Bytes
+    go through the evaluation transform exactly as in evaluation and serving (a V1 JPEG's window decoded alone)."""
+    load_image(path, max_pixels)
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def load_image(path: str, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
@@ -68,26 +77,29 @@ def center_crop_resize(image: np.ndarray, size: int, crop_fraction: float = DEFA
     return center_crop(image, size, crop_fraction).numpy()
 
 
-def classify(model, images: dict[str, np.ndarray], top: int, crop_fraction: float | None = None,
-             preprocessing: Preprocessing = LEGACY_V1):
-    """``{name: [(wordnet id, class, probability), ...]}`` for each image, through the evaluation transform of
-    ``preprocessing`` (the variant's) or a fixed ``crop_fraction``."""
+def classify(model, images: dict[str, bytes | np.ndarray], top: int, crop_fraction: float | None = None,
+             preprocessing: Preprocessing = LEGACY_V1, max_pixels: int | None = MAX_PIXELS):
+    """``{name: [(wordnet id, class, probability), ...]}`` for each image (encoded bytes, decoded within
+    ``max_pixels``, or a decoded array), through the evaluation transform of ``preprocessing`` (the variant's) or a
+    fixed ``crop_fraction``."""
     from efficientnet_keras import decode_predictions
     from efficientnet_keras.transforms import eval_transform
 
     size = model.input_shape[1]
-    batch = np.stack([eval_transform(img, size, preprocessing, crop_fraction).numpy() for img in images.values()])
+    batch = np.stack([eval_transform(img, size, preprocessing, crop_fraction, max_pixels).numpy()
+                      for img in images.values()])
     probs = model.predict(batch, verbose=0)
     return dict(zip(images, decode_predictions(probs, top=top)))
 
 
-def classify_servable(servable, images: dict[str, np.ndarray], top: int) -> dict[str, list[tuple[str, float]]]:
+def classify_servable(servable, images: dict[str, bytes | np.ndarray], top: int,
+                      max_pixels: int | None = MAX_PIXELS) -> dict[str, list[tuple[str, float]]]:
     """``{name: [(class name, probability), ...]}`` of a trained model (``export.load_servable``: a run folder or
     a .keras file), through the run's own evaluation transform and with its class names."""
     from efficientnet_keras.transforms import eval_transform
 
-    batch = np.stack([eval_transform(img, servable.image_size, servable.preprocessing, servable.crop_fraction).numpy()
-                      for img in images.values()])
+    batch = np.stack([eval_transform(img, servable.image_size, servable.preprocessing, servable.crop_fraction,
+                                     max_pixels).numpy() for img in images.values()])
     outputs = servable.model.predict(batch, verbose=0)
     if not servable.outputs_probabilities:  # runs saved before model.keras returned probabilities
         outputs = np.exp(outputs - outputs.max(axis=1, keepdims=True))
@@ -132,23 +144,21 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from efficientnet_keras import create_model, export, get_preprocessing
 
-    images = {p: load_image(p, FLAGS.max_pixels) for p in FLAGS.images} if FLAGS.images else sample_images()
+    images = {p: read_image(p, FLAGS.max_pixels) for p in FLAGS.images} if FLAGS.images else sample_images()
     try:
         if _is_saved_model(FLAGS.model):
-            import tensorflow as tf
-
-            encoded = {name: (open(name, "rb").read() if FLAGS.images else tf.io.encode_png(img).numpy())
-                       for name, img in images.items()}
-            _print(classify_saved_model(FLAGS.model, encoded, FLAGS.top))
+            _print(classify_saved_model(FLAGS.model, images, FLAGS.top))
             return
         if _is_trained_model(FLAGS.model):  # a training run or a .keras file: its classes and transform
             _print(classify_servable(export.load_servable(FLAGS.model, image_size=None,
-                                                          crop_fraction=FLAGS.crop_fraction), images, FLAGS.top))
+                                                          crop_fraction=FLAGS.crop_fraction), images, FLAGS.top,
+                                    FLAGS.max_pixels))
             return
         model = create_model(FLAGS.model, weights=FLAGS.weights)
     except ValueError as e:  # bad model name, missing weights: the message says what to do
         raise SystemExit(f"error: {e}") from None
-    _print(classify(model, images, FLAGS.top, FLAGS.crop_fraction, get_preprocessing(model).transform))
+    _print(classify(model, images, FLAGS.top, FLAGS.crop_fraction, get_preprocessing(model).transform,
+                    FLAGS.max_pixels))
 
 
 def run() -> None:

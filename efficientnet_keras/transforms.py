@@ -239,6 +239,9 @@ def central_region(image, crop_fraction: float | None, round_offset_up: bool = F
     (the model's input size): a large JPEG is decoded at a reduced scale first (``decode_rgb``'s ``scale_for``)."""
     import tensorflow as tf
 
+    if crop_fraction is not None and not 0 < crop_fraction <= 1:
+        raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}.")
+
     def crop(decoded):
         if crop_fraction is None:
             return decoded
@@ -277,8 +280,6 @@ def center_crop(image, size: int, crop_fraction: float | None = DEFAULT_CROP_FRA
     reduced scale, ``decode_window``: a JPEG's window decoded alone)."""
     import tensorflow as tf
 
-    if crop_fraction is not None and not 0 < crop_fraction <= 1:
-        raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}.")
     image = central_region(image, crop_fraction, round_offset_up, max_pixels, decode_window,
                            size if jpeg_scaling else None)
     image = resize(to_rgb_float(image), size, method)

@@ -38,7 +38,8 @@ def main(head_epochs: int = 3, finetune_epochs: int = 2, image_size: int = 64, b
     loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)
 
     model.compile(keras.optimizers.Adam(1e-3), loss, metrics=["accuracy"])
-    model.fit(train_ds, epochs=head_epochs, validation_data=eval_ds, callbacks=[next_epoch], verbose=2)
+    # shuffle=False: the pipeline shuffles each epoch itself (Keras would warn that it ignores shuffle=True).
+    model.fit(train_ds, epochs=head_epochs, validation_data=eval_ds, callbacks=[next_epoch], shuffle=False, verbose=2)
     head_only = model.evaluate(eval_ds, return_dict=True, verbose=0)
 
     backbone.trainable = True
@@ -47,7 +48,7 @@ def main(head_epochs: int = 3, finetune_epochs: int = 2, image_size: int = 64, b
                            and not isinstance(layer, keras.layers.BatchNormalization))
     model.compile(keras.optimizers.Adam(1e-5), loss, metrics=["accuracy"])  # recompile: trainable changed
     model.fit(train_ds, initial_epoch=head_epochs, epochs=head_epochs + finetune_epochs, validation_data=eval_ds,
-              callbacks=[next_epoch], verbose=2)
+              callbacks=[next_epoch], shuffle=False, verbose=2)
     finetuned = model.evaluate(eval_ds, return_dict=True, verbose=0)
     print(f"eval accuracy: frozen backbone {head_only['accuracy']:.1%}, fine-tuned {finetuned['accuracy']:.1%}")
     return {"head_only": head_only, "finetuned": finetuned}

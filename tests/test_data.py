@@ -181,6 +181,12 @@ def test_evaluation_batches_are_the_evaluation_transform_of_each_file(photo_fold
     np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in batches]), expected)
 
 
+def test_an_evaluation_crop_outside_0_1_is_refused_when_the_dataset_is_made(photo_folder):
+    _, test, info = data.load_source(str(photo_folder))
+    with pytest.raises(ValueError, match=r"crop_fraction must be in \(0, 1\], got 1.5\."):
+        data.make_eval_dataset(test, info, 96, batch_size=4, crop_fraction=1.5)
+
+
 def test_an_epoch_that_skips_images_is_refilled_from_its_own_order(photo_folder):
     """The refill repeats the epoch's first decodable images (their crops too): the same epoch twice is the same."""
     train, _, info = data.load_source(str(photo_folder))

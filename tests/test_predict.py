@@ -95,16 +95,19 @@ def test_the_readme_chain_train_eval_export_then_predict_a_file(tmp_path):
 @pytest.mark.parametrize("make, claimed", [(oversized_png, "20000x20000"), (jpeg_claiming, "30000x30000")],
                          ids=["png", "jpeg"])
 def test_an_image_above_the_pixel_limit_is_a_clear_error(tmp_path, make, claimed):
-    from efficientnet_keras.predict import load_image
+    from efficientnet_keras.predict import load_image, read_image
 
     path = tmp_path / "huge.img"
     path.write_bytes(make())
-    with pytest.raises(SystemExit, match=rf"error: {re.escape(str(path))} is {claimed} pixels \(from its header\): "
-                                         r"above the limit of 40000000 pixels, so it was not decoded. Downscale it, "
-                                         r"or raise --max_pixels"):
-        load_image(str(path))
+    for load in (load_image, read_image):  # the CLI reads files with read_image: their bytes, checked
+        with pytest.raises(SystemExit, match=rf"error: {re.escape(str(path))} is {claimed} pixels \(from its "
+                                             r"header\): above the limit of 40000000 pixels, so it was not decoded. "
+                                             r"Downscale it, or raise --max_pixels"):
+            load(str(path))
     small = tmp_path / "small.png"
     small.write_bytes(oversized_png(64, 48))
     assert load_image(str(small)).shape == (48, 64, 3)
-    with pytest.raises(SystemExit, match="is 64x48 pixels"):
-        load_image(str(small), max_pixels=1000)
+    assert read_image(str(small)) == small.read_bytes()
+    for load in (load_image, read_image):
+        with pytest.raises(SystemExit, match="is 64x48 pixels"):
+            load(str(small), max_pixels=1000)

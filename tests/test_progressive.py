@@ -96,7 +96,7 @@ def test_stage_changes_are_observed_inside_fit():
     model.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss_fn)  # lr 0: the weights never change
     traces = count_traces(model)
     callback = ProgressiveLearning(stages, epochs=4, state=state, seed=0, verbose=0)
-    history = model.fit(ds, epochs=4, callbacks=[callback], verbose=0)
+    history = model.fit(ds, epochs=4, callbacks=[callback], shuffle=False, verbose=0)
 
     # The dataset yielded 32 px in stage 1 (epochs 1-2) and 48 px in stage 2 (epochs 3-4), two batches each.
     assert [b[0].shape[1] for b in batches] == [32, 32, 32, 32, 48, 48, 48, 48]

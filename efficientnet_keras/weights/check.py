@@ -11,7 +11,7 @@ import os
 import keras
 import numpy as np
 
-__all__ = ["SAMPLES", "sample_photos", "check_classifies_samples"]
+__all__ = ["SAMPLES", "sample_files", "sample_photos", "check_classifies_samples"]
 
 _DIR = os.path.join(os.path.dirname(__file__), "samples")
 # photo -> the wordnet ids it may be classified as (ImageNet-1k and -21k ids; the cat is a tabby).
@@ -21,11 +21,20 @@ SAMPLES = {"cat.jpg": _CATS, "espresso.jpg": {"n07920052"}}
 TOP = 5  # the right class must be among the top 5
 
 
+def sample_files() -> dict[str, bytes]:
+    """The shipped photos as their JPEG files' bytes."""
+    files = {}
+    for name in SAMPLES:
+        with open(os.path.join(_DIR, name), "rb") as f:
+            files[name] = f.read()
+    return files
+
+
 def sample_photos() -> dict[str, np.ndarray]:
     """The shipped photos, decoded to uint8 RGB arrays."""
     import tensorflow as tf
 
-    return {name: tf.io.decode_jpeg(tf.io.read_file(os.path.join(_DIR, name)), channels=3).numpy() for name in SAMPLES}
+    return {name: tf.io.decode_jpeg(encoded, channels=3).numpy() for name, encoded in sample_files().items()}
 
 
 def check_classifies_samples(model: keras.Model, preprocessing, what: str) -> None:
@@ -35,7 +44,7 @@ def check_classifies_samples(model: keras.Model, preprocessing, what: str) -> No
     from efficientnet_keras.transforms import eval_transform
 
     size = model.input_shape[1]
-    photos = sample_photos()
+    photos = sample_files()  # their bytes, through the transform as evaluation and serving take them
     batch = np.stack([eval_transform(image, size, preprocessing).numpy() for image in photos.values()])
     scores = keras.ops.convert_to_numpy(model(batch, training=False))
     index = class_index(scores.shape[1])
