@@ -121,6 +121,22 @@ def classify_saved_model(path: str, encoded: dict[str, bytes], top: int) -> dict
             for i, name in enumerate(encoded)}
 
 
+def _served(path: str, images: dict[str, bytes], top: int) -> dict[str, list[tuple[str, float]]]:
+    """``classify_saved_model``, with the SavedModel's refusal of an image (above the pixel limit it was exported
+    with) as a clear error instead of a graph traceback."""
+    import re
+
+    import tensorflow as tf
+
+    try:
+        return classify_saved_model(path, images, top)
+    except tf.errors.InvalidArgumentError as e:
+        found = re.search(r"assertion failed: \[(.*?)\]\n", e.message, re.S)
+        detail = found.group(1) if found else e.message.strip().splitlines()[-1]
+        raise SystemExit(f"error: the SavedModel {path} refused the images: {detail} (the SavedModel's limit is "
+                         "the one it was exported with: efficientnet_keras.export --max_pixels)") from None
+
+
 def _is_trained_model(path: str) -> bool:
     import tensorflow as tf
 
@@ -147,7 +163,7 @@ def main(argv: list[str]) -> None:
     images = {p: read_image(p, FLAGS.max_pixels) for p in FLAGS.images} if FLAGS.images else sample_images()
     try:
         if _is_saved_model(FLAGS.model):
-            _print(classify_saved_model(FLAGS.model, images, FLAGS.top))
+            _print(_served(FLAGS.model, images, FLAGS.top))
             return
         if _is_trained_model(FLAGS.model):  # a training run or a .keras file: its classes and transform
             _print(classify_servable(export.load_servable(FLAGS.model, image_size=None,

@@ -90,6 +90,12 @@ def test_the_readme_chain_train_eval_export_then_predict_a_file(tmp_path):
         result = _run(f"--model={model}", f"--images={image}", "--top=3")
         assert result.returncode == 0, result.stderr[-2000:]
         assert len(re.findall(r"^  \d\. [0-9] +\d+\.\d\d%$", result.stdout, re.M)) == 3, result.stdout
+    # A SavedModel exported with a lower pixel limit than predict's refuses the 8x8 image: a clear error.
+    strict = export.export_saved_model(export.load_servable(run), str(tmp_path / "exports" / "strict"), max_pixels=32)
+    result = _run(f"--model={strict}", f"--images={image}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert (f"error: the SavedModel {strict} refused the images: The image is 8x8 pixels (width x height, from its "
+            "header): above the limit of 32 pixels.") in result.stderr
 
 
 @pytest.mark.parametrize("make, claimed", [(oversized_png, "20000x20000"), (jpeg_claiming, "30000x30000")],
