@@ -9,7 +9,8 @@ the spread (min..max) and the median of per-pair ratios.
 ``requests``: the exported SavedModel's ``serving_default`` (JPEG bytes in, top-5 out) called with one photo per
 request, as a client would, for JPEGs of a typical web size (500x375) and of a 12-megapixel phone (4000x3000),
 made from scikit-image's photos; two exports of the same model, with scaled JPEG decoding (the default) and
-without (``--nojpeg_scaling``), alternate request by request. It reports requests/s and the p50 / p99 latency.
+at full scale (``--nojpeg_scaling``; Lite0's preprocessing then decodes only the crop window), alternate request
+by request. It reports requests/s and the p50 / p99 latency.
 """
 
 import os
@@ -84,7 +85,7 @@ def requests():
     servable = load_servable(FLAGS.serving_model, weights=None)
     with tempfile.TemporaryDirectory() as folder:
         signatures = {}
-        for name, scaling in (("scaled", True), ("whole", False)):
+        for name, scaling in (("scaled", True), ("full", False)):
             path = export_saved_model(servable, os.path.join(folder, name), jpeg_scaling=scaling)
             signatures[name] = tf.saved_model.load(path).signatures["serving_default"]
         print(f"\n{FLAGS.serving_model} SavedModel, one JPEG per request, {FLAGS.requests} requests per size and "

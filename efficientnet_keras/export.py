@@ -66,7 +66,8 @@ def serving_functions(servable: Servable, top_k: int | None = None, max_pixels: 
     classes per image, by default min(5, classes). An image whose header claims more than ``max_pixels`` pixels
     is answered INVALID_ARGUMENT before it is decoded (``transforms.check_pixels``): the server's memory stays
     flat. ``jpeg_scaling``: a JPEG whose evaluation crop is at least twice the model input is decoded at 1/2,
-    1/4 or 1/8 scale (``transforms.decode_rgb``); False decodes every image whole, as the official evaluation."""
+    1/4 or 1/8 scale (``transforms.decode_rgb``); False decodes every image at full scale, as the official
+    evaluation."""
     import tensorflow as tf
 
     from efficientnet_keras.transforms import eval_transform
@@ -160,8 +161,8 @@ def _define_flags():
     flags.DEFINE_integer("max_pixels", MAX_PIXELS, "The SavedModel answers INVALID_ARGUMENT, before decoding, for an "
                          "image whose header claims more pixels than this.", lower_bound=1)
     flags.DEFINE_bool("jpeg_scaling", True, "The SavedModel decodes a JPEG whose evaluation crop is at least twice "
-                      "the input at 1/2, 1/4 or 1/8 scale (faster; --nojpeg_scaling: every image whole, as the "
-                      "official evaluation).")
+                      "the input at 1/2, 1/4 or 1/8 scale (faster; --nojpeg_scaling: every image at full scale, as "
+                      "the official evaluation).")
 
 
 def main(argv: list[str]) -> None:

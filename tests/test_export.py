@@ -395,7 +395,7 @@ def test_a_hostile_image_is_refused_and_the_server_keeps_serving(lite0_export, e
 
 def test_large_jpegs_are_decoded_scaled_and_classified_as_when_decoded_whole(lite0, lite0_export, tmp_path):
     """12-megapixel JPEGs of real photos: the default export decodes them at 1/4 scale; top-1 equals the export
-    that decodes every image whole (--nojpeg_scaling), and each records its setting."""
+    that decodes every image at full scale (--nojpeg_scaling), and each records its setting."""
     whole = export.export_saved_model(lite0, str(tmp_path / "whole"), top_k=5, jpeg_scaling=False)
     photos = [enlarged_jpeg(p, 3000, 4000) for p in real_photos()]
     answers = [tf.saved_model.load(path).signatures["serving_default"](image_bytes=tf.constant(photos))
