@@ -182,10 +182,16 @@ def test_a_state_dict_path_is_read_in_its_layout(tmp_path, suffix):
 
         save_file(state, path)
     assert state_dict.detect_layout(state, path) == "timm_efficientnet"
-    model = ek.EfficientNetB0(weights=path, classifier_activation=None, input_shape=(SIZE, SIZE, 3))
-    same = ek.EfficientNetB0(weights="timm:" + path, classifier_activation=None, input_shape=(SIZE, SIZE, 3))
-    pixels = ((_photos() + 1.0) * 127.5).astype(np.float32)
-    np.testing.assert_array_equal(model.predict(pixels, verbose=0), same.predict(pixels, verbose=0))
+    # Fed the photos as timm's network was calibrated on them ([-1, 1], no input normalization): logits of order 1.
+    kwargs = dict(include_preprocessing=False, classifier_activation=None, input_shape=(SIZE, SIZE, 3))
+    model = ek.EfficientNetB0(weights=path, **kwargs)
+    same = ek.EfficientNetB0(weights="timm:" + path, **kwargs)
+    for a, b in zip(model.get_weights(), same.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    photos = _photos().astype(np.float32)
+    logits = model.predict(photos, verbose=0)
+    assert 0.5 < np.ptp(logits) and np.abs(logits).max() < 100
+    np.testing.assert_allclose(logits, same.predict(photos, verbose=0), atol=1e-5 * np.abs(logits).max(), rtol=0)
     assert ek.get_preprocessing(model).weights == path
 
 
