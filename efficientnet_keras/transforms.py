@@ -11,7 +11,7 @@ import dataclasses
 
 __all__ = ["DEFAULT_CROP_FRACTION", "IMAGE_EXTENSIONS", "MAX_PIXELS", "header_size", "check_pixels", "Preprocessing", "OFFICIAL_V2", "LEGACY_V1", "TIMM_COATNET",
            "decode_rgb", "jpeg_scale", "JPEG_SCALE_MARGIN", "resize", "RESIZE_METHODS",
-           "to_rgb_float", "decode_whole", "central_window", "central_region", "center_crop",
+           "to_rgb_float", "decode_whole", "central_window", "central_region", "decode_jpeg_window", "center_crop",
            "eval_crop_fraction", "eval_transform", "saved_eval_transform"]
 
 DEFAULT_CROP_FRACTION = 0.875  # 224 / 256, the official evaluation crop
@@ -256,10 +256,9 @@ def central_region(image, crop_fraction: float | None, round_offset_up: bool = F
     if not decode_window or crop_fraction is None:
         return crop(decode_rgb(image, max_pixels, scale_for))
 
-    def window():
-        height, width = tf.unstack(tf.image.extract_jpeg_shape(image)[:2])
-        top, left, side = central_window(height, width, crop_fraction, round_offset_up)
-        return tf.image.decode_and_crop_jpeg(image, tf.stack([top, left, side, side]), channels=3)
+    def window(shape):
+        top, left, side = central_window(shape[0], shape[1], crop_fraction, round_offset_up)
+        return tf.stack([top, left, side, side])
 
     check = check_pixels(image, max_pixels)
     with tf.control_dependencies([check] if check is not None else []):
@@ -267,8 +266,19 @@ def central_region(image, crop_fraction: float | None, round_offset_up: bool = F
         if scale_for is not None:
             height, width = header_size(image)
             full_scale = tf.logical_and(full_scale, tf.equal(jpeg_scale(height, width, *scale_for), 1))
-        region = tf.cond(full_scale, window, lambda: crop(decode_rgb(image, None, scale_for)))
+        region = tf.cond(full_scale, lambda: decode_jpeg_window(image, window, None),
+                         lambda: crop(decode_rgb(image, None, scale_for)))
     return tf.ensure_shape(region, [None, None, 3])
+
+
+def decode_jpeg_window(encoded, window, max_pixels: int | None = MAX_PIXELS) -> "tf.Tensor":
+    """Only a window of a JPEG decoded (``decode_and_crop_jpeg``), uint8 RGB: ``window(shape)`` gives its [top,
+    left, height, width] for the image's ``extract_jpeg_shape``; refused first above ``max_pixels``."""
+    import tensorflow as tf
+
+    check = check_pixels(encoded, max_pixels)
+    with tf.control_dependencies([check] if check is not None else []):
+        return tf.image.decode_and_crop_jpeg(encoded, window(tf.image.extract_jpeg_shape(encoded)), channels=3)
 
 
 def center_crop(image, size: int, crop_fraction: float | None = DEFAULT_CROP_FRACTION, method: str = "bicubic",

@@ -143,10 +143,10 @@ def decode_and_random_crop(image, seed, area_range=None, preprocessing: Preproce
         return tf.slice(image, begin, size)
 
     def jpeg():
-        check = transforms.check_pixels(image, max_pixels)
-        with tf.control_dependencies([check] if check is not None else []):
-            begin, size = window(tf.image.extract_jpeg_shape(image))
-            return tf.image.decode_and_crop_jpeg(image, tf.stack([begin[0], begin[1], size[0], size[1]]), channels=3)
+        def crop_window(shape):
+            begin, size = window(shape)
+            return tf.stack([begin[0], begin[1], size[0], size[1]])
+        return transforms.decode_jpeg_window(image, crop_window, max_pixels)
 
     def other():
         decoded = decode_rgb(image, max_pixels)
